@@ -1,0 +1,561 @@
+/* White-box tests of the core: the log, progress tracking, configuration encoding, and the
+ * contracts of a single core driven by hand-made messages (durability, commit rule, input
+ * validation). Cluster behaviour is tested on the simulator in tests/sim/. */
+#include <CUnit/Basic.h>
+#include <string.h>
+
+#include "server/raft/conf.h"
+#include "server/raft/log.h"
+#include "server/raft/progress.h"
+#include "server/raft/raft.h"
+
+/* ------------------------------------------------------------------------------------------
+ * Log
+ * ---------------------------------------------------------------------------------------- */
+
+static struct raft_buf *payload(const char *s)
+{
+	return raft_buf_new(s, strlen(s));
+}
+
+static void append_terms(struct raft_log *l, const raft_term *terms, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct raft_buf *b = payload("x");
+		raft_log_append(l, terms[i], RAFT_ENTRY_NORMAL, b);
+		raft_buf_unref(b);
+	}
+}
+
+static void test_log_append_truncate_compact(void)
+{
+	struct raft_log l;
+	raft_log_init(&l, 0, 0);
+	const raft_term terms[] = {1, 1, 2, 3, 3};
+	append_terms(&l, terms, 5);
+	CU_ASSERT_EQUAL(raft_log_last_index(&l), 5);
+	CU_ASSERT_EQUAL(raft_log_term(&l, 3), 2);
+	CU_ASSERT_EQUAL(raft_log_term(&l, 6), 0);
+	CU_ASSERT_EQUAL(raft_log_get(&l, 4)->index, 4);
+	CU_ASSERT_EQUAL(l.bytes, 5);
+
+	raft_log_truncate(&l, 4);
+	CU_ASSERT_EQUAL(raft_log_last_index(&l), 3);
+	CU_ASSERT_EQUAL(raft_log_last_term(&l), 2);
+	CU_ASSERT_EQUAL(l.bytes, 3);
+
+	raft_log_compact(&l, 2);
+	CU_ASSERT_EQUAL(raft_log_first_index(&l), 3);
+	CU_ASSERT_EQUAL(raft_log_term(&l, 2), 1); /* kept for the consistency check */
+	CU_ASSERT_EQUAL(raft_log_term(&l, 1), 0); /* gone */
+	CU_ASSERT_PTR_NULL(raft_log_get(&l, 2));
+
+	/* Many appends after compaction reuse the dead space and keep indexes right. */
+	for (int i = 0; i < 100; i++) {
+		const raft_term t = 4;
+		append_terms(&l, &t, 1);
+		if (i % 10 == 9)
+			raft_log_compact(&l, raft_log_last_index(&l) - 2);
+	}
+	CU_ASSERT_EQUAL(raft_log_last_index(&l), 103);
+	for (raft_index i = raft_log_first_index(&l); i <= raft_log_last_index(&l); i++)
+		CU_ASSERT_EQUAL(raft_log_get(&l, i)->index, i);
+
+	raft_log_reset(&l, 200, 7);
+	CU_ASSERT_EQUAL(raft_log_last_index(&l), 200);
+	CU_ASSERT_EQUAL(raft_log_last_term(&l), 7);
+	CU_ASSERT_EQUAL(l.bytes, 0);
+	raft_log_close(&l);
+}
+
+static void test_log_find_conflict_by_term(void)
+{
+	struct raft_log l;
+	raft_log_init(&l, 0, 0);
+	const raft_term terms[] = {1, 1, 1, 4, 4, 5, 5, 6, 6, 6};
+	append_terms(&l, terms, 10);
+	/* The follower's last entry whose term is <= the leader's prev term. */
+	CU_ASSERT_EQUAL(raft_log_find_conflict_by_term(&l, 10, 3), 3);
+	CU_ASSERT_EQUAL(raft_log_find_conflict_by_term(&l, 10, 5), 7);
+	CU_ASSERT_EQUAL(raft_log_find_conflict_by_term(&l, 10, 6), 10);
+	CU_ASSERT_EQUAL(raft_log_find_conflict_by_term(&l, 20, 6), 10); /* clamped to last */
+	CU_ASSERT_EQUAL(raft_log_find_conflict_by_term(&l, 10, 0), 0);
+	raft_log_compact(&l, 5);
+	CU_ASSERT_EQUAL(raft_log_find_conflict_by_term(&l, 10, 3), 5); /* stops at offset */
+	raft_log_close(&l);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Progress
+ * ---------------------------------------------------------------------------------------- */
+
+static void test_progress_flow_control(void)
+{
+	struct raft_progress p;
+	raft_progress_init(&p, 2, 11, 3);
+	CU_ASSERT_EQUAL(p.state, RAFT_PROBE);
+	CU_ASSERT_FALSE(raft_progress_paused(&p));
+	raft_progress_sent(&p, 10, 0);
+	CU_ASSERT_TRUE(raft_progress_paused(&p)); /* one probe at a time */
+
+	/* A rejection of the probe at 10 with hint 4 moves next to 5. */
+	CU_ASSERT_TRUE(raft_progress_decrease(&p, 10, 4));
+	CU_ASSERT_EQUAL(p.next, 5);
+	CU_ASSERT_FALSE(raft_progress_paused(&p));
+	CU_ASSERT_FALSE(raft_progress_decrease(&p, 10, 2)); /* stale: not the last probe */
+
+	CU_ASSERT_TRUE(raft_progress_update(&p, 4));
+	raft_progress_become_replicate(&p);
+	CU_ASSERT_EQUAL(p.next, 5);
+	raft_progress_sent(&p, 6, 2);
+	raft_progress_sent(&p, 8, 2);
+	raft_progress_sent(&p, 9, 1);
+	CU_ASSERT_TRUE(raft_progress_paused(&p)); /* window of 3 full */
+	CU_ASSERT_EQUAL(p.next, 10);
+	CU_ASSERT_TRUE(raft_progress_update(&p, 8)); /* frees two slots */
+	CU_ASSERT_FALSE(raft_progress_paused(&p));
+	CU_ASSERT_FALSE(raft_progress_decrease(&p, 7, 0)); /* below match: stale */
+	CU_ASSERT_TRUE(raft_progress_decrease(&p, 9, 8));
+	CU_ASSERT_EQUAL(p.next, 9);
+
+	raft_progress_become_snapshot(&p, 50);
+	CU_ASSERT_TRUE(raft_progress_paused(&p));
+	raft_progress_become_probe(&p);
+	CU_ASSERT_EQUAL(p.next, 51); /* right after the snapshot it was sent */
+	raft_progress_close(&p);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Configuration encoding
+ * ---------------------------------------------------------------------------------------- */
+
+static void test_conf_roundtrip_and_corruption(void)
+{
+	struct raft_conf c;
+	memset(&c, 0, sizeof(c));
+	CU_ASSERT_EQUAL(raft_conf_add(&c, 1, RAFT_VOTER, "10.0.0.1:7000"), 0);
+	CU_ASSERT_EQUAL(raft_conf_add(&c, 2, RAFT_LEARNER, ""), 0);
+	CU_ASSERT_EQUAL(raft_conf_add(&c, 2, RAFT_VOTER, NULL), RAFT_EEXIST);
+	CU_ASSERT_EQUAL(raft_conf_add(&c, 0, RAFT_VOTER, NULL), RAFT_EINVAL);
+	CU_ASSERT_EQUAL(raft_conf_voters(&c), 1);
+
+	struct raft_buf *b = raft_conf_encode(&c);
+	struct raft_conf d;
+	CU_ASSERT_EQUAL(raft_conf_decode(b->data, b->len, &d), 0);
+	CU_ASSERT_EQUAL(d.n, 2);
+	CU_ASSERT_STRING_EQUAL(d.members[0].addr, "10.0.0.1:7000");
+	CU_ASSERT_EQUAL(d.members[1].role, RAFT_LEARNER);
+
+	/* Every truncation and every single-byte corruption of the header is refused. */
+	for (size_t len = 0; len < b->len; len++)
+		CU_ASSERT_EQUAL(raft_conf_decode(b->data, len, &d), RAFT_ECORRUPT);
+	unsigned char bad[512];
+	memcpy(bad, b->data, b->len);
+	bad[0] = 9; /* unknown format */
+	CU_ASSERT_EQUAL(raft_conf_decode(bad, b->len, &d), RAFT_ECORRUPT);
+	memcpy(bad, b->data, b->len);
+	bad[4] = 200; /* member count beyond the limit */
+	CU_ASSERT_EQUAL(raft_conf_decode(bad, b->len, &d), RAFT_ECORRUPT);
+	memcpy(bad, b->data, b->len);
+	bad[5 + 8] = 7; /* unknown role */
+	CU_ASSERT_EQUAL(raft_conf_decode(bad, b->len, &d), RAFT_ECORRUPT);
+	raft_buf_unref(b);
+
+	for (raft_id id = 3; id <= RAFT_MAX_MEMBERS; id++)
+		CU_ASSERT_EQUAL(raft_conf_add(&c, id, RAFT_VOTER, NULL), 0);
+	CU_ASSERT_EQUAL(raft_conf_add(&c, 99, RAFT_VOTER, NULL), RAFT_ETOOBIG);
+	CU_ASSERT_TRUE(raft_conf_remove(&c, 5));
+	CU_ASSERT_PTR_NULL(raft_conf_get(&c, 5));
+	CU_ASSERT_FALSE(raft_conf_remove(&c, 5));
+}
+
+/* ------------------------------------------------------------------------------------------
+ * A single core, driven by hand
+ * ---------------------------------------------------------------------------------------- */
+
+static struct raft_conf three_voters(void)
+{
+	struct raft_conf c;
+	memset(&c, 0, sizeof(c));
+	for (raft_id id = 1; id <= 3; id++)
+		raft_conf_add(&c, id, RAFT_VOTER, NULL);
+	return c;
+}
+
+static struct raft *new_core(raft_id id, const struct raft_conf *bootstrap)
+{
+	struct raft_config cfg;
+	raft_config_default(&cfg, id);
+	struct raft_initial_state st;
+	memset(&st, 0, sizeof(st));
+	st.bootstrap = bootstrap;
+	struct raft *r = NULL;
+	char err[128];
+	CU_ASSERT_EQUAL_FATAL(raft_new(&cfg, &st, &r, err, sizeof(err)), 0);
+	return r;
+}
+
+static int step(struct raft *r, struct raft_event ev, struct raft_update *u)
+{
+	return raft_step(r, &ev, u);
+}
+
+static int deliver(struct raft *r, const struct raft_message *m, struct raft_update *u)
+{
+	struct raft_event ev = {.type = RAFT_EVENT_RECEIVE, .message = m};
+	return raft_step(r, &ev, u);
+}
+
+static void persist(struct raft *r, uint64_t write_id, struct raft_update *u)
+{
+	struct raft_event ev = {.type = RAFT_EVENT_PERSISTED, .write_id = write_id};
+	CU_ASSERT_EQUAL(raft_step(r, &ev, u), 0);
+}
+
+static const struct raft_message *find_msg(const struct raft_update *u, int type, raft_id to)
+{
+	for (size_t i = 0; i < u->n_messages; i++)
+		if (u->messages[i].type == type && u->messages[i].to == to)
+			return &u->messages[i];
+	return NULL;
+}
+
+/* The first step hands out the bootstrap entry; persist it. */
+static struct raft *booted(raft_id id)
+{
+	struct raft_conf c = three_voters();
+	struct raft *r = new_core(id, &c);
+	struct raft_update u;
+	CU_ASSERT_EQUAL(step(r, (struct raft_event){.type = RAFT_EVENT_TICK}, &u), 0);
+	CU_ASSERT_EQUAL(u.n_entries, 1);
+	CU_ASSERT_EQUAL(u.entries[0].type, RAFT_ENTRY_CONF);
+	CU_ASSERT_TRUE(u.must_sync);
+	persist(r, u.write_id, &u);
+	return r;
+}
+
+/* Make core 1 leader of term 2 with both peers' votes; returns after the no-op is durable. */
+static struct raft *leader_of_three(void)
+{
+	struct raft *r = booted(1);
+	struct raft_update u;
+	CU_ASSERT_EQUAL(step(r, (struct raft_event){.type = RAFT_EVENT_CAMPAIGN}, &u), 0);
+	CU_ASSERT_EQUAL(raft_role(r), RAFT_CANDIDATE);
+	uint64_t w = u.write_id;
+	persist(r, w, &u);
+	struct raft_message grant = {.type = RAFT_MSG_VOTE_RESP, .from = 2, .to = 1, .term = 2};
+	deliver(r, &grant, &u);
+	CU_ASSERT_EQUAL_FATAL(raft_role(r), RAFT_LEADER);
+	persist(r, u.write_id, &u); /* the no-op */
+	return r;
+}
+
+static void test_vote_grant_waits_for_persist(void)
+{
+	struct raft *r = booted(2);
+	struct raft_update u;
+	struct raft_message vote = {.type = RAFT_MSG_VOTE, .from = 1, .to = 2, .term = 2,
+				    .last_index = 1, .last_term = 1};
+	CU_ASSERT_EQUAL(deliver(r, &vote, &u), 0);
+	CU_ASSERT_EQUAL(raft_voted_for(r), 1);
+	CU_ASSERT_TRUE(u.hs_changed);
+	CU_ASSERT_EQUAL(u.hs.vote, 1);
+	CU_ASSERT_TRUE(u.must_sync);
+	/* Thesis §3.8: the grant must not leave before the vote is durable. */
+	CU_ASSERT_PTR_NULL(find_msg(&u, RAFT_MSG_VOTE_RESP, 1));
+	uint64_t w = u.write_id;
+	CU_ASSERT_NOT_EQUAL(w, 0);
+	persist(r, w, &u);
+	const struct raft_message *g = find_msg(&u, RAFT_MSG_VOTE_RESP, 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+	CU_ASSERT_FALSE(g->reject);
+
+	/* One vote per term: a second candidate in term 2 is refused at once. */
+	struct raft_message other = vote;
+	other.from = 3;
+	deliver(r, &other, &u);
+	g = find_msg(&u, RAFT_MSG_VOTE_RESP, 3);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+	CU_ASSERT_TRUE(g->reject);
+	raft_destroy(r);
+}
+
+static void test_vote_refused_to_stale_log(void)
+{
+	struct raft *r = booted(2);
+	struct raft_update u;
+	/* Give node 2 an entry of term 3 via an append from a leader of term 3. */
+	struct raft_buf *b = payload("a");
+	struct raft_entry e = {.term = 3, .index = 2, .type = RAFT_ENTRY_NORMAL, .buf = b};
+	struct raft_message app = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 3,
+				   .prev_index = 1, .prev_term = 1, .entries = &e, .n_entries = 1};
+	CU_ASSERT_EQUAL(deliver(r, &app, &u), 0);
+	raft_buf_unref(b);
+	persist(r, u.write_id, &u);
+	/* A candidate of a higher term but an older last term does not get the vote, even
+	 * though the check-quorum lease is over. */
+	for (int i = 0; i < 30; i++)
+		step(r, (struct raft_event){.type = RAFT_EVENT_TICK}, &u);
+	struct raft_message vote = {.type = RAFT_MSG_VOTE, .from = 3, .to = 2, .term = 9,
+				    .last_index = 5, .last_term = 2};
+	deliver(r, &vote, &u);
+	CU_ASSERT_EQUAL(raft_current_term(r), 9);
+	const struct raft_message *g = find_msg(&u, RAFT_MSG_VOTE_RESP, 3);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+	CU_ASSERT_TRUE(g->reject);
+	raft_destroy(r);
+}
+
+static void test_append_ack_waits_for_persist(void)
+{
+	struct raft *r = booted(2);
+	struct raft_update u;
+	struct raft_buf *b = payload("a");
+	struct raft_entry e = {.term = 2, .index = 2, .type = RAFT_ENTRY_NORMAL, .buf = b};
+	struct raft_message app = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 2,
+				   .prev_index = 1, .prev_term = 1, .entries = &e, .n_entries = 1,
+				   .commit = 2};
+	deliver(r, &app, &u);
+	raft_buf_unref(b);
+	CU_ASSERT_EQUAL(u.n_entries, 1);
+	CU_ASSERT_PTR_NULL(find_msg(&u, RAFT_MSG_APPEND_RESP, 1));
+	/* Both entries are committed now, but only the bootstrap one is durable here. */
+	CU_ASSERT_EQUAL(raft_commit_index(r), 2);
+	CU_ASSERT_EQUAL_FATAL(u.n_committed, 1);
+	CU_ASSERT_EQUAL(u.committed[0].index, 1);
+	uint64_t w = u.write_id;
+	persist(r, w, &u);
+	const struct raft_message *ack = find_msg(&u, RAFT_MSG_APPEND_RESP, 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ack);
+	CU_ASSERT_EQUAL(ack->index, 2);
+	CU_ASSERT_EQUAL_FATAL(u.n_committed, 1);
+	CU_ASSERT_EQUAL(u.committed[0].index, 2);
+	raft_destroy(r);
+}
+
+static void test_leader_counts_itself_only_when_persisted(void)
+{
+	struct raft *r = leader_of_three();
+	struct raft_update u;
+	raft_index noop = raft_last_index(r);
+	/* Follower 2 answers the probe: it moves to streaming (replicate) and the no-op commits. */
+	struct raft_message probe_ack = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1,
+					 .term = 2, .index = noop};
+	deliver(r, &probe_ack, &u);
+	CU_ASSERT_EQUAL(raft_commit_index(r), noop);
+	struct raft_buf *b = payload("cmd");
+	struct raft_event ev = {.type = RAFT_EVENT_PROPOSE, .propose = {.bufs = &b, .n = 1}};
+	CU_ASSERT_EQUAL(raft_step(r, &ev, &u), 0);
+	CU_ASSERT_EQUAL(u.proposed_index, noop + 1);
+	CU_ASSERT_PTR_NOT_NULL(find_msg(&u, RAFT_MSG_APPEND, 2)); /* sent before it is durable */
+	uint64_t w = u.write_id;
+	/* Follower 2 acks: that is 1 of 3 until our own write is durable. */
+	struct raft_message ack = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 2,
+				   .index = noop + 1};
+	deliver(r, &ack, &u);
+	CU_ASSERT_EQUAL(raft_commit_index(r), noop);
+	persist(r, w, &u);
+	CU_ASSERT_EQUAL(raft_commit_index(r), noop + 1);
+	CU_ASSERT_EQUAL(u.committed[u.n_committed - 1].index, noop + 1);
+	raft_destroy(r);
+}
+
+static void test_commit_only_current_term_by_counting(void)
+{
+	/* Node 1 is a follower holding entries of term 2 from an old leader; it then wins term
+	 * 3. A majority acknowledging the term-2 entry must not commit it (paper Figure 8);
+	 * once the term-3 no-op reaches a majority both commit. */
+	struct raft *r = booted(1);
+	struct raft_update u;
+	struct raft_buf *b = payload("old");
+	struct raft_entry e = {.term = 2, .index = 2, .type = RAFT_ENTRY_NORMAL, .buf = b};
+	struct raft_message app = {.type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 2,
+				   .prev_index = 1, .prev_term = 1, .entries = &e, .n_entries = 1,
+				   .commit = 1};
+	deliver(r, &app, &u);
+	raft_buf_unref(b);
+	persist(r, u.write_id, &u);
+	CU_ASSERT_EQUAL(raft_commit_index(r), 1);
+
+	step(r, (struct raft_event){.type = RAFT_EVENT_CAMPAIGN}, &u);
+	persist(r, u.write_id, &u);
+	struct raft_message grant = {.type = RAFT_MSG_VOTE_RESP, .from = 3, .to = 1, .term = 3};
+	deliver(r, &grant, &u);
+	CU_ASSERT_EQUAL_FATAL(raft_role(r), RAFT_LEADER);
+	uint64_t noop_write = u.write_id;
+	/* Node 3 acknowledges index 2 (the term-2 entry), and we hold it durably. */
+	struct raft_message ack = {.type = RAFT_MSG_APPEND_RESP, .from = 3, .to = 1, .term = 3,
+				   .index = 2};
+	deliver(r, &ack, &u);
+	CU_ASSERT_EQUAL(raft_commit_index(r), 1);
+	persist(r, noop_write, &u);
+	CU_ASSERT_EQUAL(raft_commit_index(r), 1); /* still: only 1 of 3 holds the no-op */
+	ack.index = 3;
+	deliver(r, &ack, &u);
+	CU_ASSERT_EQUAL(raft_commit_index(r), 3);
+	raft_destroy(r);
+}
+
+static void test_read_index_needs_quorum_round(void)
+{
+	struct raft *r = leader_of_three();
+	struct raft_update u;
+	struct raft_event rd = {.type = RAFT_EVENT_READ_INDEX, .read_ctx = 42};
+	/* The no-op is not committed yet: the read waits (no round started). */
+	CU_ASSERT_EQUAL(raft_step(r, &rd, &u), 0);
+	CU_ASSERT_EQUAL(u.n_reads, 0);
+	CU_ASSERT_PTR_NULL(find_msg(&u, RAFT_MSG_HEARTBEAT, 2));
+	raft_index noop = raft_last_index(r);
+	struct raft_message ack = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 2,
+				   .index = noop};
+	deliver(r, &ack, &u);
+	CU_ASSERT_EQUAL(raft_commit_index(r), noop);
+	/* Now a round starts: one heartbeat per follower for both reads. */
+	const struct raft_message *hb = find_msg(&u, RAFT_MSG_HEARTBEAT, 2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(hb);
+	uint64_t round = hb->round;
+	CU_ASSERT_NOT_EQUAL(round, 0);
+	rd.read_ctx = 43;
+	raft_step(r, &rd, &u); /* joins the next round: one is in flight */
+	CU_ASSERT_PTR_NULL(find_msg(&u, RAFT_MSG_HEARTBEAT, 2));
+	CU_ASSERT_EQUAL(u.n_reads, 0);
+	/* An answer from a node outside the configuration or from an old round is no proof. */
+	struct raft_message hr = {.type = RAFT_MSG_HEARTBEAT_RESP, .from = 2, .to = 1, .term = 2,
+				  .round = round - 1};
+	deliver(r, &hr, &u);
+	CU_ASSERT_EQUAL(u.n_reads, 0);
+	hr.round = round;
+	deliver(r, &hr, &u);
+	CU_ASSERT_EQUAL_FATAL(u.n_reads, 1);
+	CU_ASSERT_EQUAL(u.reads[0].ctx, 42);
+	CU_ASSERT_EQUAL(u.reads[0].index, noop);
+	/* The second read's round started as the first completed. */
+	hb = find_msg(&u, RAFT_MSG_HEARTBEAT, 3);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(hb);
+	hr.from = 3;
+	hr.round = hb->round;
+	deliver(r, &hr, &u);
+	CU_ASSERT_EQUAL_FATAL(u.n_reads, 1);
+	CU_ASSERT_EQUAL(u.reads[0].ctx, 43);
+
+	/* Losing leadership drops waiting reads so callers can retry elsewhere. */
+	rd.read_ctx = 44;
+	raft_step(r, &rd, &u);
+	struct raft_message higher = {.type = RAFT_MSG_HEARTBEAT, .from = 3, .to = 1, .term = 7};
+	deliver(r, &higher, &u);
+	CU_ASSERT_EQUAL(raft_role(r), RAFT_FOLLOWER);
+	CU_ASSERT_EQUAL_FATAL(u.n_dropped_reads, 1);
+	CU_ASSERT_EQUAL(u.dropped_reads[0], 44);
+	CU_ASSERT_EQUAL(raft_step(r, &rd, &u), RAFT_ENOTLEADER);
+	raft_destroy(r);
+}
+
+static void test_bad_messages_change_nothing(void)
+{
+	struct raft *r = booted(2);
+	struct raft_update u;
+	raft_term term = raft_current_term(r);
+	struct raft_buf *b = payload("not a configuration");
+	struct raft_entry bad_conf = {.term = 2, .index = 2, .type = RAFT_ENTRY_CONF, .buf = b};
+	struct raft_entry gap = {.term = 2, .index = 5, .type = RAFT_ENTRY_NORMAL, .buf = b};
+	struct raft_entry future = {.term = 9, .index = 2, .type = RAFT_ENTRY_NORMAL, .buf = b};
+	struct raft_message cases[] = {
+		{.type = 0, .from = 1, .to = 2, .term = 5},
+		{.type = 77, .from = 1, .to = 2, .term = 5},
+		{.type = RAFT_MSG_APPEND, .from = 0, .to = 2, .term = 5},
+		{.type = RAFT_MSG_APPEND, .from = 1, .to = 3, .term = 5},
+		{.type = RAFT_MSG_APPEND, .from = 2, .to = 2, .term = 5},
+		{.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 0},
+		{.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 5, .prev_index = 1,
+		 .prev_term = 1, .entries = &bad_conf, .n_entries = 1},
+		{.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 5, .prev_index = 1,
+		 .prev_term = 1, .entries = &gap, .n_entries = 1},
+		{.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 5, .prev_index = 1,
+		 .prev_term = 1, .entries = &future, .n_entries = 1},
+		{.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 5, .n_entries = 3},
+		{.type = RAFT_MSG_VOTE, .from = 1, .to = 2, .term = 5, .entries = &gap,
+		 .n_entries = 1},
+		{.type = RAFT_MSG_SNAPSHOT, .from = 1, .to = 2, .term = 5},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		CU_ASSERT_EQUAL(deliver(r, &cases[i], &u), RAFT_EINVAL);
+		CU_ASSERT_EQUAL(u.write_id, 0);
+		CU_ASSERT_EQUAL(u.n_messages, 0);
+	}
+	raft_buf_unref(b);
+	CU_ASSERT_EQUAL(raft_current_term(r), term);
+	CU_ASSERT_EQUAL(raft_last_index(r), 1);
+	CU_ASSERT_EQUAL(step(r, (struct raft_event){.type = 99}, &u), RAFT_EINVAL);
+	struct raft_event p = {.type = RAFT_EVENT_PERSISTED, .write_id = 1000};
+	CU_ASSERT_EQUAL(raft_step(r, &p, &u), RAFT_EINVAL);
+	raft_destroy(r);
+}
+
+static void test_load_rejects_corrupt_state(void)
+{
+	struct raft_config cfg;
+	raft_config_default(&cfg, 1);
+	struct raft *r = NULL;
+	char err[128];
+	struct raft_initial_state st;
+	memset(&st, 0, sizeof(st));
+	struct raft_buf *b = payload("x");
+	struct raft_entry es[2] = {{.term = 1, .index = 1, .type = RAFT_ENTRY_NORMAL, .buf = b},
+				   {.term = 1, .index = 3, .type = RAFT_ENTRY_NORMAL, .buf = b}};
+	st.hs.term = 1;
+	st.entries = es;
+	st.n_entries = 2;
+	CU_ASSERT_EQUAL(raft_new(&cfg, &st, &r, err, sizeof(err)), RAFT_ECORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "contiguous"));
+	es[1].index = 2;
+	st.hs.commit = 5;
+	CU_ASSERT_EQUAL(raft_new(&cfg, &st, &r, err, sizeof(err)), RAFT_ECORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "commit"));
+	st.hs.commit = 2;
+	st.hs.term = 0;
+	CU_ASSERT_EQUAL(raft_new(&cfg, &st, &r, err, sizeof(err)), RAFT_ECORRUPT);
+	st.hs.term = 1;
+	CU_ASSERT_EQUAL(raft_new(&cfg, &st, &r, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(raft_commit_index(r), 2);
+	raft_destroy(r);
+	raft_buf_unref(b);
+	cfg.election_ticks = cfg.heartbeat_ticks;
+	CU_ASSERT_EQUAL(raft_new(&cfg, &st, &r, err, sizeof(err)), RAFT_EINVAL);
+}
+
+int main(void)
+{
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 2;
+	CU_pSuite s = CU_add_suite("raft_unit", NULL, NULL);
+	if (s == NULL)
+		goto fail;
+	struct {
+		const char *name;
+		void (*fn)(void);
+	} tests[] = {
+		{"log append/truncate/compact", test_log_append_truncate_compact},
+		{"log find conflict by term", test_log_find_conflict_by_term},
+		{"progress flow control", test_progress_flow_control},
+		{"conf encode/decode/corruption", test_conf_roundtrip_and_corruption},
+		{"vote grant waits for persist", test_vote_grant_waits_for_persist},
+		{"vote refused to stale log", test_vote_refused_to_stale_log},
+		{"append ack waits for persist", test_append_ack_waits_for_persist},
+		{"leader counts itself once persisted", test_leader_counts_itself_only_when_persisted},
+		{"commit only current term by counting", test_commit_only_current_term_by_counting},
+		{"read index needs a quorum round", test_read_index_needs_quorum_round},
+		{"bad messages change nothing", test_bad_messages_change_nothing},
+		{"load rejects corrupt state", test_load_rejects_corrupt_state},
+	};
+	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+		if (CU_add_test(s, tests[i].name, tests[i].fn) == NULL)
+			goto fail;
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failures = CU_get_number_of_failure_records();
+	CU_cleanup_registry();
+	return failures > 0 ? 1 : 0;
+fail:
+	CU_cleanup_registry();
+	return 2;
+}
