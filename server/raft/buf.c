@@ -84,6 +84,7 @@ const char *raft_role_name(int role)
 
 const char *raft_msg_type_name(int type)
 {
+	/* clang-format off */
 	static const char *const names[] = {
 		[RAFT_MSG_APPEND] = "APPEND",
 		[RAFT_MSG_APPEND_RESP] = "APPEND_RESP",
@@ -96,6 +97,7 @@ const char *raft_msg_type_name(int type)
 		[RAFT_MSG_SNAPSHOT] = "SNAPSHOT",
 		[RAFT_MSG_TIMEOUT_NOW] = "TIMEOUT_NOW",
 	};
+	/* clang-format on */
 	if (type <= 0 || type > RAFT_MSG_TYPE_MAX)
 		return "?";
 	return names[type];

@@ -12,7 +12,7 @@
 
 #define CONF_FORMAT 1
 /* format(1) n(4), then per member: id(8) role(1) addr_len(1) addr(addr_len) */
-#define CONF_HEADER 5
+#define CONF_HEADER       5
 #define CONF_MEMBER_FIXED 10
 
 const struct raft_member *raft_conf_get(const struct raft_conf *c, raft_id id)
@@ -61,8 +61,7 @@ bool raft_conf_remove(struct raft_conf *c, raft_id id)
 	for (unsigned i = 0; i < c->n; i++) {
 		if (c->members[i].id != id)
 			continue;
-		memmove(&c->members[i], &c->members[i + 1],
-			(c->n - i - 1) * sizeof(c->members[0]));
+		memmove(&c->members[i], &c->members[i + 1], (c->n - i - 1) * sizeof(c->members[0]));
 		c->n--;
 		return true;
 	}

@@ -146,8 +146,9 @@ void raft_recv_vote(struct raft *r, const struct raft_message *m)
 	/* Election restriction (paper §5.4.1): only a candidate whose log is at least as
 	 * up-to-date as ours can get our vote, so every leader holds all committed entries. */
 	raft_term last_term = raft_log_last_term(&r->log);
-	bool up_to_date = m->last_term > last_term ||
-			  (m->last_term == last_term && m->last_index >= raft_log_last_index(&r->log));
+	bool up_to_date =
+		m->last_term > last_term ||
+		(m->last_term == last_term && m->last_index >= raft_log_last_index(&r->log));
 	uint8_t resp_type = pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP;
 	if (!can_vote || !up_to_date) {
 		struct raft_message *resp = raft_send(r, resp_type, m->from);

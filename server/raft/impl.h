@@ -89,10 +89,10 @@ struct raft {
 
 	/* The update being assembled during a step, and the storage behind the last one. */
 	struct raft_update *out;
-	raft_index u_truncate;  /* 0 = none */
-	struct entvec u_entries; /* entries appended this step (persist) */
-	struct entvec w_entries; /* the last update's entries, kept until the next step */
-	bool u_snapshot;         /* snap must be installed and persisted */
+	raft_index u_truncate;             /* 0 = none */
+	struct entvec u_entries;           /* entries appended this step (persist) */
+	struct entvec w_entries;           /* the last update's entries, kept until the next step */
+	bool u_snapshot;                   /* snap must be installed and persisted */
 	struct raft_hard_state hs_written; /* hard state as last handed out */
 	struct raft_message *msgs;
 	size_t n_msgs, cap_msgs;
@@ -123,7 +123,7 @@ struct raft_message *raft_send(struct raft *r, uint8_t type, raft_id to);
  * writing so far (including this step's write) is persisted. */
 void raft_send_after_persist(struct raft *r, const struct raft_message *m);
 void raft_append_local(struct raft *r, uint8_t type, struct raft_buf *buf); /* at our term */
-void raft_append_remote(struct raft *r, const struct raft_entry *e);      /* at e->term */
+void raft_append_remote(struct raft *r, const struct raft_entry *e);        /* at e->term */
 void raft_truncate_local(struct raft *r, raft_index from);
 void raft_commit_to(struct raft *r, raft_index index);
 

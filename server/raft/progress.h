@@ -17,10 +17,10 @@
  */
 struct raft_progress {
 	raft_id id;
-	raft_index match; /* highest index known replicated there. Invariant: match < next */
-	raft_index next;  /* next index to send */
-	uint8_t state;    /* enum raft_progress_state */
-	bool probe_sent;  /* PROBE: an append is outstanding, wait */
+	raft_index match;   /* highest index known replicated there. Invariant: match < next */
+	raft_index next;    /* next index to send */
+	uint8_t state;      /* enum raft_progress_state */
+	bool probe_sent;    /* PROBE: an append is outstanding, wait */
 	bool recent_active; /* heard from it since the last check-quorum round */
 	raft_index pending_snapshot; /* SNAPSHOT: index of the snapshot sent */
 	unsigned snapshot_ticks;     /* SNAPSHOT: ticks since it was sent */
@@ -32,7 +32,8 @@ struct raft_progress {
 	unsigned in_start, in_count, in_cap;
 };
 
-void raft_progress_init(struct raft_progress *p, raft_id id, raft_index next, unsigned max_inflight);
+void raft_progress_init(struct raft_progress *p, raft_id id, raft_index next,
+			unsigned max_inflight);
 void raft_progress_close(struct raft_progress *p);
 
 void raft_progress_become_probe(struct raft_progress *p);

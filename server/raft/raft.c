@@ -203,8 +203,7 @@ static int validate_config(const struct raft_config *c, char *errmsg, size_t len
 	return 0;
 }
 
-static int load_state(struct raft *r, const struct raft_initial_state *st, char *errmsg,
-		      size_t len)
+static int load_state(struct raft *r, const struct raft_initial_state *st, char *errmsg, size_t len)
 {
 	const struct raft_snapshot_meta *s = st->snapshot;
 	if (s != NULL && s->index > 0) {
@@ -244,8 +243,8 @@ static int load_state(struct raft *r, const struct raft_initial_state *st, char 
 	return 0;
 }
 
-int raft_new(const struct raft_config *cfg, const struct raft_initial_state *st,
-	     struct raft **out, char *errmsg, size_t errmsg_len)
+int raft_new(const struct raft_config *cfg, const struct raft_initial_state *st, struct raft **out,
+	     char *errmsg, size_t errmsg_len)
 {
 	int rv = validate_config(cfg, errmsg, errmsg_len);
 	if (rv != 0)
@@ -325,7 +324,8 @@ static bool message_valid(const struct raft *r, const struct raft_message *m)
 		raft_term prev = m->prev_term;
 		for (size_t i = 0; i < m->n_entries; i++) {
 			const struct raft_entry *e = &m->entries[i];
-			if (e->index != m->prev_index + 1 + i || e->term < prev || e->term > m->term)
+			if (e->index != m->prev_index + 1 + i || e->term < prev ||
+			    e->term > m->term)
 				return false;
 			if (e->type == RAFT_ENTRY_CONF) {
 				struct raft_conf c;
@@ -440,8 +440,7 @@ static void release_held(struct raft *r)
 			release_held(r);
 			return;
 		}
-		raft_heap_reserve((void **)&r->msgs, &r->cap_msgs, r->n_msgs + 1,
-				  sizeof(*r->msgs));
+		raft_heap_reserve((void **)&r->msgs, &r->cap_msgs, r->n_msgs + 1, sizeof(*r->msgs));
 		r->msgs[r->n_msgs++] = m;
 	}
 	r->n_held = keep;

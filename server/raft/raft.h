@@ -45,14 +45,14 @@ typedef uint64_t raft_term;  /* election term; 0 only before the first election 
 typedef uint64_t raft_index; /* log position; the first entry has index 1, 0 means "none" */
 
 /* Error codes returned by raft_step() and friends. 0 is success. */
-#define RAFT_ERR_MAP(X)                                                       \
-	X(RAFT_ENOTLEADER, "not the leader")                                  \
+#define RAFT_ERR_MAP(X)                                                                     \
+	X(RAFT_ENOTLEADER, "not the leader")                                                \
 	X(RAFT_EBUSY, "busy: a leadership transfer or configuration change is in progress") \
-	X(RAFT_EINVAL, "invalid argument")                                    \
-	X(RAFT_ENOTCAUGHTUP, "the learner has not caught up with the leader")       \
-	X(RAFT_ENOTMEMBER, "no such member")                                  \
-	X(RAFT_EEXIST, "the member already exists")                           \
-	X(RAFT_ETOOBIG, "the configuration would exceed RAFT_MAX_MEMBERS")    \
+	X(RAFT_EINVAL, "invalid argument")                                                  \
+	X(RAFT_ENOTCAUGHTUP, "the learner has not caught up with the leader")               \
+	X(RAFT_ENOTMEMBER, "no such member")                                                \
+	X(RAFT_EEXIST, "the member already exists")                                         \
+	X(RAFT_ETOOBIG, "the configuration would exceed RAFT_MAX_MEMBERS")                  \
 	X(RAFT_ECORRUPT, "persisted state is inconsistent")
 enum {
 	RAFT_OK = 0,
@@ -92,7 +92,7 @@ enum raft_entry_type {
 struct raft_entry {
 	raft_term term;
 	raft_index index;
-	uint8_t type;        /* enum raft_entry_type */
+	uint8_t type;         /* enum raft_entry_type */
 	struct raft_buf *buf; /* payload; NULL for an empty payload. Not owned by this struct. */
 };
 
@@ -100,8 +100,8 @@ struct raft_entry {
  * Membership
  * ------------------------------------------------------------------------------------- */
 
-#define RAFT_MAX_MEMBERS 16 /* members (voters + learners) in one configuration */
-#define RAFT_ADDR_MAX 128   /* bytes of the opaque address carried per member, incl. NUL */
+#define RAFT_MAX_MEMBERS 16  /* members (voters + learners) in one configuration */
+#define RAFT_ADDR_MAX    128 /* bytes of the opaque address carried per member, incl. NUL */
 
 enum raft_role_in_conf {
 	RAFT_VOTER = 1,
@@ -145,10 +145,10 @@ struct raft_hard_state {
 
 /* What a snapshot covers. The snapshot's data is the caller's; the core only needs this. */
 struct raft_snapshot_meta {
-	raft_index index; /* last entry the snapshot includes; 0 = no snapshot */
-	raft_term term;   /* term of that entry */
-	struct raft_conf conf;  /* configuration as of `index` */
-	raft_index conf_index;  /* index of the entry that carried `conf` */
+	raft_index index;      /* last entry the snapshot includes; 0 = no snapshot */
+	raft_term term;        /* term of that entry */
+	struct raft_conf conf; /* configuration as of `index` */
+	raft_index conf_index; /* index of the entry that carried `conf` */
 };
 
 /* ---------------------------------------------------------------------------------------
@@ -156,16 +156,16 @@ struct raft_snapshot_meta {
  * ------------------------------------------------------------------------------------- */
 
 enum raft_msg_type {
-	RAFT_MSG_APPEND = 1,      /* AppendEntries */
-	RAFT_MSG_APPEND_RESP,     /* its answer; released only after the entries are durable */
-	RAFT_MSG_VOTE,            /* RequestVote */
-	RAFT_MSG_VOTE_RESP,       /* a grant is released only after the vote is durable */
-	RAFT_MSG_PREVOTE,         /* "would you vote for me at term+1?" (thesis §9.6); changes no state */
+	RAFT_MSG_APPEND = 1,  /* AppendEntries */
+	RAFT_MSG_APPEND_RESP, /* its answer; released only after the entries are durable */
+	RAFT_MSG_VOTE,        /* RequestVote */
+	RAFT_MSG_VOTE_RESP,   /* a grant is released only after the vote is durable */
+	RAFT_MSG_PREVOTE, /* "would you vote for me at term+1?" (thesis §9.6); changes no state */
 	RAFT_MSG_PREVOTE_RESP,
-	RAFT_MSG_HEARTBEAT,       /* leadership assertion; carries commit and a read round */
-	RAFT_MSG_HEARTBEAT_RESP,  /* echoes the read round: confirms leadership for ReadIndex */
-	RAFT_MSG_SNAPSHOT,        /* InstallSnapshot: metadata here, data attached by the transport */
-	RAFT_MSG_TIMEOUT_NOW,     /* leadership transfer: start an election at once (thesis §3.10) */
+	RAFT_MSG_HEARTBEAT,      /* leadership assertion; carries commit and a read round */
+	RAFT_MSG_HEARTBEAT_RESP, /* echoes the read round: confirms leadership for ReadIndex */
+	RAFT_MSG_SNAPSHOT,    /* InstallSnapshot: metadata here, data attached by the transport */
+	RAFT_MSG_TIMEOUT_NOW, /* leadership transfer: start an election at once (thesis §3.10) */
 };
 #define RAFT_MSG_TYPE_MAX RAFT_MSG_TIMEOUT_NOW
 
@@ -330,14 +330,14 @@ struct raft_update {
  * ------------------------------------------------------------------------------------- */
 
 struct raft_config {
-	raft_id id;                /* this node; non-zero */
-	uint64_t seed;             /* seeds the election-timeout PRNG */
-	unsigned election_ticks;   /* election timeout; randomized in [e, 2e). Default 10 */
-	unsigned heartbeat_ticks;  /* leader heartbeat interval; < election_ticks. Default 1 */
-	bool pre_vote;             /* run a pre-vote before every election. Default on */
-	bool check_quorum;         /* leader steps down without a quorum; voters keep a lease */
-	size_t max_append_bytes;   /* payload bytes per AppendEntries. Default 1 MiB */
-	unsigned max_inflight;     /* AppendEntries in flight per follower. Default 64 */
+	raft_id id;               /* this node; non-zero */
+	uint64_t seed;            /* seeds the election-timeout PRNG */
+	unsigned election_ticks;  /* election timeout; randomized in [e, 2e). Default 10 */
+	unsigned heartbeat_ticks; /* leader heartbeat interval; < election_ticks. Default 1 */
+	bool pre_vote;            /* run a pre-vote before every election. Default on */
+	bool check_quorum;        /* leader steps down without a quorum; voters keep a lease */
+	size_t max_append_bytes;  /* payload bytes per AppendEntries. Default 1 MiB */
+	unsigned max_inflight;    /* AppendEntries in flight per follower. Default 64 */
 	unsigned max_entries_per_append; /* Default 1024 */
 };
 
@@ -362,8 +362,8 @@ struct raft;
 /* Create a core from durable state. On success *out is set; RAFT_EINVAL / RAFT_ECORRUPT
  * say what is wrong with the configuration or the state (the message in `errmsg`, which
  * may be NULL). The first raft_step() call returns the bootstrap entry to persist. */
-int raft_new(const struct raft_config *cfg, const struct raft_initial_state *st,
-	     struct raft **out, char *errmsg, size_t errmsg_len);
+int raft_new(const struct raft_config *cfg, const struct raft_initial_state *st, struct raft **out,
+	     char *errmsg, size_t errmsg_len);
 void raft_destroy(struct raft *r);
 
 /* Feed one event; see the top of this file. The previous update is invalidated.

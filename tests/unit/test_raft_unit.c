@@ -254,8 +254,12 @@ static void test_vote_grant_waits_for_persist(void)
 {
 	struct raft *r = booted(2);
 	struct raft_update u;
-	struct raft_message vote = {.type = RAFT_MSG_VOTE, .from = 1, .to = 2, .term = 2,
-				    .last_index = 1, .last_term = 1};
+	struct raft_message vote = {.type = RAFT_MSG_VOTE,
+				    .from = 1,
+				    .to = 2,
+				    .term = 2,
+				    .last_index = 1,
+				    .last_term = 1};
 	CU_ASSERT_EQUAL(deliver(r, &vote, &u), 0);
 	CU_ASSERT_EQUAL(raft_voted_for(r), 1);
 	CU_ASSERT_TRUE(u.hs_changed);
@@ -287,8 +291,14 @@ static void test_vote_refused_to_stale_log(void)
 	/* Give node 2 an entry of term 3 via an append from a leader of term 3. */
 	struct raft_buf *b = payload("a");
 	struct raft_entry e = {.term = 3, .index = 2, .type = RAFT_ENTRY_NORMAL, .buf = b};
-	struct raft_message app = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 3,
-				   .prev_index = 1, .prev_term = 1, .entries = &e, .n_entries = 1};
+	struct raft_message app = {.type = RAFT_MSG_APPEND,
+				   .from = 1,
+				   .to = 2,
+				   .term = 3,
+				   .prev_index = 1,
+				   .prev_term = 1,
+				   .entries = &e,
+				   .n_entries = 1};
 	CU_ASSERT_EQUAL(deliver(r, &app, &u), 0);
 	raft_buf_unref(b);
 	persist(r, u.write_id, &u);
@@ -296,8 +306,12 @@ static void test_vote_refused_to_stale_log(void)
 	 * though the check-quorum lease is over. */
 	for (int i = 0; i < 30; i++)
 		step(r, (struct raft_event){.type = RAFT_EVENT_TICK}, &u);
-	struct raft_message vote = {.type = RAFT_MSG_VOTE, .from = 3, .to = 2, .term = 9,
-				    .last_index = 5, .last_term = 2};
+	struct raft_message vote = {.type = RAFT_MSG_VOTE,
+				    .from = 3,
+				    .to = 2,
+				    .term = 9,
+				    .last_index = 5,
+				    .last_term = 2};
 	deliver(r, &vote, &u);
 	CU_ASSERT_EQUAL(raft_current_term(r), 9);
 	const struct raft_message *g = find_msg(&u, RAFT_MSG_VOTE_RESP, 3);
@@ -312,8 +326,14 @@ static void test_append_ack_waits_for_persist(void)
 	struct raft_update u;
 	struct raft_buf *b = payload("a");
 	struct raft_entry e = {.term = 2, .index = 2, .type = RAFT_ENTRY_NORMAL, .buf = b};
-	struct raft_message app = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 2,
-				   .prev_index = 1, .prev_term = 1, .entries = &e, .n_entries = 1,
+	struct raft_message app = {.type = RAFT_MSG_APPEND,
+				   .from = 1,
+				   .to = 2,
+				   .term = 2,
+				   .prev_index = 1,
+				   .prev_term = 1,
+				   .entries = &e,
+				   .n_entries = 1,
 				   .commit = 2};
 	deliver(r, &app, &u);
 	raft_buf_unref(b);
@@ -339,8 +359,8 @@ static void test_leader_counts_itself_only_when_persisted(void)
 	struct raft_update u;
 	raft_index noop = raft_last_index(r);
 	/* Follower 2 answers the probe: it moves to streaming (replicate) and the no-op commits. */
-	struct raft_message probe_ack = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1,
-					 .term = 2, .index = noop};
+	struct raft_message probe_ack = {
+		.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 2, .index = noop};
 	deliver(r, &probe_ack, &u);
 	CU_ASSERT_EQUAL(raft_commit_index(r), noop);
 	struct raft_buf *b = payload("cmd");
@@ -350,8 +370,8 @@ static void test_leader_counts_itself_only_when_persisted(void)
 	CU_ASSERT_PTR_NOT_NULL(find_msg(&u, RAFT_MSG_APPEND, 2)); /* sent before it is durable */
 	uint64_t w = u.write_id;
 	/* Follower 2 acks: that is 1 of 3 until our own write is durable. */
-	struct raft_message ack = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 2,
-				   .index = noop + 1};
+	struct raft_message ack = {
+		.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 2, .index = noop + 1};
 	deliver(r, &ack, &u);
 	CU_ASSERT_EQUAL(raft_commit_index(r), noop);
 	persist(r, w, &u);
@@ -369,8 +389,14 @@ static void test_commit_only_current_term_by_counting(void)
 	struct raft_update u;
 	struct raft_buf *b = payload("old");
 	struct raft_entry e = {.term = 2, .index = 2, .type = RAFT_ENTRY_NORMAL, .buf = b};
-	struct raft_message app = {.type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 2,
-				   .prev_index = 1, .prev_term = 1, .entries = &e, .n_entries = 1,
+	struct raft_message app = {.type = RAFT_MSG_APPEND,
+				   .from = 2,
+				   .to = 1,
+				   .term = 2,
+				   .prev_index = 1,
+				   .prev_term = 1,
+				   .entries = &e,
+				   .n_entries = 1,
 				   .commit = 1};
 	deliver(r, &app, &u);
 	raft_buf_unref(b);
@@ -384,8 +410,8 @@ static void test_commit_only_current_term_by_counting(void)
 	CU_ASSERT_EQUAL_FATAL(raft_role(r), RAFT_LEADER);
 	uint64_t noop_write = u.write_id;
 	/* Node 3 acknowledges index 2 (the term-2 entry), and we hold it durably. */
-	struct raft_message ack = {.type = RAFT_MSG_APPEND_RESP, .from = 3, .to = 1, .term = 3,
-				   .index = 2};
+	struct raft_message ack = {
+		.type = RAFT_MSG_APPEND_RESP, .from = 3, .to = 1, .term = 3, .index = 2};
 	deliver(r, &ack, &u);
 	CU_ASSERT_EQUAL(raft_commit_index(r), 1);
 	persist(r, noop_write, &u);
@@ -406,8 +432,8 @@ static void test_read_index_needs_quorum_round(void)
 	CU_ASSERT_EQUAL(u.n_reads, 0);
 	CU_ASSERT_PTR_NULL(find_msg(&u, RAFT_MSG_HEARTBEAT, 2));
 	raft_index noop = raft_last_index(r);
-	struct raft_message ack = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 2,
-				   .index = noop};
+	struct raft_message ack = {
+		.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 2, .index = noop};
 	deliver(r, &ack, &u);
 	CU_ASSERT_EQUAL(raft_commit_index(r), noop);
 	/* Now a round starts: one heartbeat per follower for both reads. */
@@ -420,8 +446,8 @@ static void test_read_index_needs_quorum_round(void)
 	CU_ASSERT_PTR_NULL(find_msg(&u, RAFT_MSG_HEARTBEAT, 2));
 	CU_ASSERT_EQUAL(u.n_reads, 0);
 	/* An answer from a node outside the configuration or from an old round is no proof. */
-	struct raft_message hr = {.type = RAFT_MSG_HEARTBEAT_RESP, .from = 2, .to = 1, .term = 2,
-				  .round = round - 1};
+	struct raft_message hr = {
+		.type = RAFT_MSG_HEARTBEAT_RESP, .from = 2, .to = 1, .term = 2, .round = round - 1};
 	deliver(r, &hr, &u);
 	CU_ASSERT_EQUAL(u.n_reads, 0);
 	hr.round = round;
@@ -466,14 +492,36 @@ static void test_bad_messages_change_nothing(void)
 		{.type = RAFT_MSG_APPEND, .from = 1, .to = 3, .term = 5},
 		{.type = RAFT_MSG_APPEND, .from = 2, .to = 2, .term = 5},
 		{.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 0},
-		{.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 5, .prev_index = 1,
-		 .prev_term = 1, .entries = &bad_conf, .n_entries = 1},
-		{.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 5, .prev_index = 1,
-		 .prev_term = 1, .entries = &gap, .n_entries = 1},
-		{.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 5, .prev_index = 1,
-		 .prev_term = 1, .entries = &future, .n_entries = 1},
+		{.type = RAFT_MSG_APPEND,
+		 .from = 1,
+		 .to = 2,
+		 .term = 5,
+		 .prev_index = 1,
+		 .prev_term = 1,
+		 .entries = &bad_conf,
+		 .n_entries = 1},
+		{.type = RAFT_MSG_APPEND,
+		 .from = 1,
+		 .to = 2,
+		 .term = 5,
+		 .prev_index = 1,
+		 .prev_term = 1,
+		 .entries = &gap,
+		 .n_entries = 1},
+		{.type = RAFT_MSG_APPEND,
+		 .from = 1,
+		 .to = 2,
+		 .term = 5,
+		 .prev_index = 1,
+		 .prev_term = 1,
+		 .entries = &future,
+		 .n_entries = 1},
 		{.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 5, .n_entries = 3},
-		{.type = RAFT_MSG_VOTE, .from = 1, .to = 2, .term = 5, .entries = &gap,
+		{.type = RAFT_MSG_VOTE,
+		 .from = 1,
+		 .to = 2,
+		 .term = 5,
+		 .entries = &gap,
 		 .n_entries = 1},
 		{.type = RAFT_MSG_SNAPSHOT, .from = 1, .to = 2, .term = 5},
 	};
@@ -541,7 +589,8 @@ int main(void)
 		{"vote grant waits for persist", test_vote_grant_waits_for_persist},
 		{"vote refused to stale log", test_vote_refused_to_stale_log},
 		{"append ack waits for persist", test_append_ack_waits_for_persist},
-		{"leader counts itself once persisted", test_leader_counts_itself_only_when_persisted},
+		{"leader counts itself once persisted",
+		 test_leader_counts_itself_only_when_persisted},
 		{"commit only current term by counting", test_commit_only_current_term_by_counting},
 		{"read index needs a quorum round", test_read_index_needs_quorum_round},
 		{"bad messages change nothing", test_bad_messages_change_nothing},

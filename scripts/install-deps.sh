@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install the Debian packages raftkv needs to build and test. Idempotent: when everything is
+# already installed it only checks and returns; otherwise it runs apt-get update and installs
+# what is missing. Runs as root, or through sudo when that is available.
+set -euo pipefail
+
+# Every package the build, the tests and the checks in scripts/test.sh need.
+# Later issues add the service dependencies here (gRPC, protobuf-c, Berkeley DB packages).
+PACKAGES="build-essential cmake pkg-config libcunit1-dev gcovr clang-format valgrind"
+
+missing=()
+for pkg in $PACKAGES; do
+	status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+	if [ "$status" != "install ok installed" ]; then
+		missing+=("$pkg")
+	fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "install-deps: all packages present"
+	exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+	SUDO=(sudo)
+else
+	echo "install-deps: missing packages: ${missing[*]}" >&2
+	echo "install-deps: not root and sudo is not available; install them as root" >&2
+	exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+"${SUDO[@]}" apt-get update
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+	apt-get install -y --no-install-recommends "${missing[@]}"
