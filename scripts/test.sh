@@ -65,6 +65,8 @@ cmake --build "$BUILD_DIR" -j"$(nproc)"
 echo "== ctest"
 status=0
 (cd "$BUILD_DIR" && ctest --output-on-failure --no-tests=error -j2 "$@") || status=$?
+# The chaos suite's one-line summary (seeds, steps, violations), visible even when it passed.
+grep -h '^chaos:' "$BUILD_DIR/Testing/Temporary/LastTest.log" 2>/dev/null || true
 
 if [ ${#unformatted[@]} -gt 0 ]; then
 	echo "FORMAT: not clang-formatted: ${unformatted[*]}" >&2

@@ -30,6 +30,7 @@ static void reset_state(struct raft_progress *p, uint8_t state)
 	p->snapshot_ticks = 0;
 	p->in_start = 0;
 	p->in_count = 0;
+	p->stall_ticks = 0;
 }
 
 void raft_progress_become_probe(struct raft_progress *p)
@@ -70,6 +71,7 @@ bool raft_progress_update(struct raft_progress *p, raft_index index)
 		p->match = index;
 		moved = true;
 		p->probe_sent = false;
+		p->stall_ticks = 0;
 	}
 	if (p->next < index + 1)
 		p->next = index + 1;

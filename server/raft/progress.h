@@ -25,6 +25,7 @@ struct raft_progress {
 	raft_index pending_snapshot; /* SNAPSHOT: index of the snapshot sent */
 	unsigned snapshot_ticks;     /* SNAPSHOT: ticks since it was sent */
 	uint64_t round_acked;        /* highest ReadIndex round it confirmed in this term */
+	unsigned stall_ticks;        /* REPLICATE: ticks with entries outstanding and no ack */
 
 	/* In-flight window (REPLICATE): last index of each unacknowledged append, oldest first,
 	 * in a ring of `cap` slots. */

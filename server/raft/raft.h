@@ -18,8 +18,10 @@
  *      the entries `u.entries`, and the hard state `u.hs` (if `u.hs_changed`). These form
  *      one write, numbered `u.write_id` (0 when there is nothing to persist). Writes must
  *      become durable in write_id order; when write N (and so every earlier one) is
- *      durable, feed RAFT_EVENT_PERSISTED with write_id N. `u.must_sync` says whether the
- *      write needs an fsync (a commit-index-only change does not).
+ *      durable, feed RAFT_EVENT_PERSISTED with write_id N. Reporting only the newest of
+ *      several completed writes is fine (group commit). `u.must_sync` says whether the
+ *      write needs an fsync (a commit-index-only change does not). A snapshot in the
+ *      update replaces the whole persisted log: delete every stored entry, then store it.
  *   2. Send `u.messages`. They may be sent before the write completes: the core holds back
  *      every message that promises durability (vote grants, append acknowledgements) until
  *      the PERSISTED event that covers it, and releases it in a later update (thesis §3.8,
@@ -34,6 +36,11 @@
  *
  * Out of memory is fatal, as in redis: the allocator hook (raft_set_allocator) may
  * report, but the core does not attempt to continue with a half-applied transition.
+ *
+ * A stale leader learns of a newer term only from a message that carries it. With
+ * pre_vote or check_quorum on, a node answers a stale leader's AppendEntries/heartbeat
+ * with its term so the old leader steps down; with both off (plain Raft) such messages are
+ * ignored, as in etcd, and the old leader steps down when it next hears a vote request.
  */
 
 #include <stdbool.h>
@@ -361,14 +368,27 @@ struct raft;
 
 /* Create a core from durable state. On success *out is set; RAFT_EINVAL / RAFT_ECORRUPT
  * say what is wrong with the configuration or the state (the message in `errmsg`, which
- * may be NULL). The first raft_step() call returns the bootstrap entry to persist. */
+ * may be NULL). The first raft_step() call, whatever its event (a TICK will do), returns
+ * the bootstrap entry to persist. */
 int raft_new(const struct raft_config *cfg, const struct raft_initial_state *st, struct raft **out,
 	     char *errmsg, size_t errmsg_len);
 void raft_destroy(struct raft *r);
 
 /* Feed one event; see the top of this file. The previous update is invalidated.
- * Returns 0 or an error code that concerns the event only (RAFT_ENOTLEADER,
- * RAFT_EBUSY, RAFT_EINVAL, ...): the update is still filled and must still be performed. */
+ * Returns 0 or an error code that concerns the event only: the update is still filled and
+ * must still be performed. By event:
+ *   RECEIVE        RAFT_EINVAL for a malformed message (nothing changed)
+ *   PROPOSE        RAFT_ENOTLEADER; RAFT_EBUSY during a leadership transfer; RAFT_EINVAL
+ *   READ_INDEX     RAFT_ENOTLEADER. A new leader accepts reads before its no-op commits and
+ *                  answers them once it has (reads are never answered from a stale commit)
+ *   PERSISTED      RAFT_EINVAL for a write_id never handed out
+ *   SNAPSHOT_TAKEN RAFT_EINVAL when index is beyond what was handed out to apply
+ *   TRANSFER       RAFT_ENOTLEADER; RAFT_ENOTMEMBER if the target is not a voter; 0 when
+ *                  the target is this node (nothing to do) or already the transferee
+ *   CONF_CHANGE    RAFT_ENOTLEADER; RAFT_EBUSY while a change is uncommitted, a transfer is
+ *                  on, or no entry of this term is committed yet; RAFT_EEXIST,
+ *                  RAFT_ENOTMEMBER, RAFT_ETOOBIG, RAFT_ENOTCAUGHTUP (promote), RAFT_EINVAL
+ *   CAMPAIGN       RAFT_ENOTMEMBER if this node is not a voter */
 int raft_step(struct raft *r, const struct raft_event *ev, struct raft_update *out);
 
 /* Read-only inspection, for the node's status API and for tests. */

@@ -8,6 +8,11 @@
 
 #include "pure.h"
 
+/* Heartbeat intervals without any acknowledgement, while entries are outstanding, after
+ * which a streaming follower is assumed to have lost them (several, so that a round trip
+ * longer than one heartbeat interval does not cause needless resends). */
+#define STALL_HEARTBEATS 3
+
 /* ------------------------------------------------------------------------------------------
  * Leader side: sending
  * ---------------------------------------------------------------------------------------- */
@@ -164,6 +169,14 @@ void raft_recv_heartbeat_resp(struct raft *r, const struct raft_message *m)
 		if (r->role != RAFT_LEADER)
 			return;
 	}
+	if (p->state == RAFT_REPLICATE &&
+	    p->stall_ticks > STALL_HEARTBEATS * r->cfg.heartbeat_ticks) {
+		/* It answers heartbeats but has acknowledged nothing for several heartbeat
+		 * intervals while entries are out: they were lost on the way, and nothing else
+		 * would ever resend them (the window may even be full, pausing it for good).
+		 * Probe again from what it is known to hold. */
+		raft_progress_become_probe(p);
+	}
 	if (p->match < raft_log_last_index(&r->log))
 		raft_send_append(r, p);
 }
@@ -317,11 +330,14 @@ void raft_tick_leader(struct raft *r)
 	}
 	if (r->transferee != 0 && ++r->transfer_elapsed >= r->cfg.election_ticks)
 		r->transferee = 0; /* the target did not take over in time: resume */
+	raft_index last = raft_log_last_index(&r->log);
 	for (unsigned i = 0; i < r->n_prs; i++) {
 		struct raft_progress *p = &r->prs[i];
 		/* A snapshot lost on the way would block the follower forever: retry. */
 		if (p->state == RAFT_SNAPSHOT && ++p->snapshot_ticks >= 2 * r->cfg.election_ticks)
 			raft_progress_become_probe(p);
+		if (p->state == RAFT_REPLICATE && p->match < last)
+			p->stall_ticks++;
 	}
 	if (r->heartbeat_elapsed >= r->cfg.heartbeat_ticks) {
 		r->heartbeat_elapsed = 0;
