@@ -571,6 +571,276 @@ static void test_load_rejects_corrupt_state(void)
 	CU_ASSERT_EQUAL(raft_new(&cfg, &st, &r, err, sizeof(err)), RAFT_EINVAL);
 }
 
+static size_t count_msgs(const struct raft_update *u, int type, raft_id to)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < u->n_messages; i++)
+		n += u->messages[i].type == type && u->messages[i].to == to;
+	return n;
+}
+
+static void propose_str(struct raft *r, const char *s, struct raft_update *u)
+{
+	struct raft_buf *b = payload(s);
+	struct raft_event ev = {.type = RAFT_EVENT_PROPOSE, .propose = {.bufs = &b, .n = 1}};
+	CU_ASSERT_EQUAL(raft_step(r, &ev, u), 0);
+}
+
+static void test_snapshot_failure_resumes_probing(void)
+{
+	struct raft *r = leader_of_three();
+	struct raft_update u;
+	/* Follower 2 keeps up; commit a few entries and compact everything. */
+	for (int i = 0; i < 3; i++) {
+		propose_str(r, "v", &u);
+		persist(r, u.write_id, &u);
+	}
+	struct raft_message ack = {.type = RAFT_MSG_APPEND_RESP,
+				   .from = 2,
+				   .to = 1,
+				   .term = 2,
+				   .index = raft_last_index(r)};
+	deliver(r, &ack, &u);
+	CU_ASSERT_EQUAL(raft_applied_index(r), raft_last_index(r));
+	struct raft_event snap = {
+		.type = RAFT_EVENT_SNAPSHOT_TAKEN,
+		.snapshot_taken = {.index = raft_applied_index(r), .trailing = 0}};
+	CU_ASSERT_EQUAL(raft_step(r, &snap, &u), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(u.compacted);
+	CU_ASSERT_EQUAL(u.compacted->index, raft_last_index(r));
+	CU_ASSERT_EQUAL(u.compacted->conf.n, 3);
+	CU_ASSERT_EQUAL(raft_first_index(r), raft_last_index(r) + 1);
+
+	/* Follower 3 has nothing: its rejection leads to a snapshot. */
+	struct raft_progress_info pi;
+	CU_ASSERT_TRUE(raft_progress(r, 3, &pi));
+	struct raft_message rej = {.type = RAFT_MSG_APPEND_RESP,
+				   .from = 3,
+				   .to = 1,
+				   .term = 2,
+				   .reject = true,
+				   .index = pi.next - 1,
+				   .hint_index = 0};
+	deliver(r, &rej, &u);
+	const struct raft_message *sm = find_msg(&u, RAFT_MSG_SNAPSHOT, 3);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(sm);
+	CU_ASSERT_EQUAL(sm->snapshot.index, raft_last_index(r));
+	CU_ASSERT_TRUE(raft_progress(r, 3, &pi));
+	CU_ASSERT_EQUAL(pi.state, RAFT_SNAPSHOT);
+
+	/* While the snapshot is in flight nothing else goes to it. */
+	struct raft_message hr = {.type = RAFT_MSG_HEARTBEAT_RESP, .from = 3, .to = 1, .term = 2};
+	deliver(r, &hr, &u);
+	CU_ASSERT_EQUAL(count_msgs(&u, RAFT_MSG_APPEND, 3) + count_msgs(&u, RAFT_MSG_SNAPSHOT, 3),
+			0);
+	/* The transport reports the send failed: probing resumes on its next answer. */
+	struct raft_event failed = {.type = RAFT_EVENT_SNAPSHOT_FAILED, .peer = 3};
+	CU_ASSERT_EQUAL(raft_step(r, &failed, &u), 0);
+	CU_ASSERT_TRUE(raft_progress(r, 3, &pi));
+	CU_ASSERT_EQUAL(pi.state, RAFT_PROBE);
+	deliver(r, &hr, &u);
+	CU_ASSERT_EQUAL(count_msgs(&u, RAFT_MSG_APPEND, 3) + count_msgs(&u, RAFT_MSG_SNAPSHOT, 3),
+			1);
+	/* It installs the snapshot: acknowledged at its index, it streams again. */
+	ack.from = 3;
+	deliver(r, &ack, &u);
+	CU_ASSERT_TRUE(raft_progress(r, 3, &pi));
+	CU_ASSERT_EQUAL(pi.state, RAFT_REPLICATE);
+	CU_ASSERT_EQUAL(pi.match, raft_last_index(r));
+	raft_destroy(r);
+}
+
+static void test_append_batches_bounded_by_bytes(void)
+{
+	struct raft_conf c = three_voters();
+	struct raft_config cfg;
+	raft_config_default(&cfg, 1);
+	cfg.max_append_bytes = 100;
+	struct raft_initial_state st;
+	memset(&st, 0, sizeof(st));
+	st.bootstrap = &c;
+	struct raft *r = NULL;
+	CU_ASSERT_EQUAL_FATAL(raft_new(&cfg, &st, &r, NULL, 0), 0);
+	struct raft_update u;
+	step(r, (struct raft_event){.type = RAFT_EVENT_TICK}, &u);
+	persist(r, u.write_id, &u);
+	step(r, (struct raft_event){.type = RAFT_EVENT_CAMPAIGN}, &u);
+	persist(r, u.write_id, &u);
+	struct raft_message grant = {.type = RAFT_MSG_VOTE_RESP, .from = 2, .to = 1, .term = 2};
+	deliver(r, &grant, &u);
+	CU_ASSERT_EQUAL_FATAL(raft_role(r), RAFT_LEADER);
+	struct raft_message ack = {.type = RAFT_MSG_APPEND_RESP,
+				   .from = 2,
+				   .to = 1,
+				   .term = 2,
+				   .index = raft_last_index(r)};
+	deliver(r, &ack, &u); /* follower 2 now streams */
+	/* Five 40-byte entries at once: at most two fit in 100 bytes per message; a single
+	 * 300-byte entry still goes, alone. */
+	struct raft_buf *bufs[6];
+	for (int i = 0; i < 5; i++)
+		bufs[i] = raft_buf_new(NULL, 40);
+	bufs[5] = raft_buf_new(NULL, 300);
+	struct raft_event ev = {.type = RAFT_EVENT_PROPOSE, .propose = {.bufs = bufs, .n = 6}};
+	CU_ASSERT_EQUAL(raft_step(r, &ev, &u), 0);
+	size_t total = 0, msgs = 0;
+	for (size_t i = 0; i < u.n_messages; i++) {
+		const struct raft_message *m = &u.messages[i];
+		if (m->type != RAFT_MSG_APPEND || m->to != 2)
+			continue;
+		size_t bytes = 0;
+		for (size_t j = 0; j < m->n_entries; j++)
+			bytes += m->entries[j].buf->len;
+		CU_ASSERT_TRUE(bytes <= 100 || m->n_entries == 1);
+		total += m->n_entries;
+		msgs++;
+	}
+	CU_ASSERT_EQUAL(total, 6);
+	CU_ASSERT_EQUAL(msgs, 4); /* 2 + 2 + 1 + the big one */
+	raft_destroy(r);
+}
+
+static void test_membership_and_transfer_errors(void)
+{
+	struct raft *r = leader_of_three();
+	struct raft_update u;
+	struct raft_event cc = {.type = RAFT_EVENT_CONF_CHANGE,
+				.conf = {.op = RAFT_CONF_ADD_LEARNER, .id = 4}};
+	/* No entry of this term is committed yet. */
+	CU_ASSERT_EQUAL(raft_step(r, &cc, &u), RAFT_EBUSY);
+	struct raft_message ack = {.type = RAFT_MSG_APPEND_RESP,
+				   .from = 2,
+				   .to = 1,
+				   .term = 2,
+				   .index = raft_last_index(r)};
+	deliver(r, &ack, &u);
+	cc.conf.op = RAFT_CONF_PROMOTE;
+	CU_ASSERT_EQUAL(raft_step(r, &cc, &u), RAFT_ENOTMEMBER);
+	cc.conf.id = 2;
+	CU_ASSERT_EQUAL(raft_step(r, &cc, &u), RAFT_EINVAL); /* already a voter */
+	cc.conf.op = RAFT_CONF_ADD_VOTER;
+	CU_ASSERT_EQUAL(raft_step(r, &cc, &u), RAFT_EEXIST);
+	cc.conf.op = 99;
+	CU_ASSERT_EQUAL(raft_step(r, &cc, &u), RAFT_EINVAL);
+	cc.conf.op = RAFT_CONF_REMOVE;
+	cc.conf.id = 9;
+	CU_ASSERT_EQUAL(raft_step(r, &cc, &u), RAFT_ENOTMEMBER);
+
+	/* Add learner 4: the change is in force at once, and a second one must wait. */
+	cc.conf.op = RAFT_CONF_ADD_LEARNER;
+	cc.conf.id = 4;
+	cc.conf.addr = "n4:7000";
+	CU_ASSERT_EQUAL(raft_step(r, &cc, &u), 0);
+	CU_ASSERT_EQUAL(raft_conf_current(r)->n, 4);
+	CU_ASSERT_EQUAL(u.proposed_index, raft_last_index(r));
+	CU_ASSERT_STRING_EQUAL(raft_conf_get(raft_conf_current(r), 4)->addr, "n4:7000");
+	cc.conf.op = RAFT_CONF_PROMOTE;
+	CU_ASSERT_EQUAL(raft_step(r, &cc, &u), RAFT_EBUSY);
+
+	struct raft_event tr = {.type = RAFT_EVENT_TRANSFER, .peer = 4};
+	CU_ASSERT_EQUAL(raft_step(r, &tr, &u), RAFT_ENOTMEMBER); /* learners cannot lead */
+	tr.peer = 9;
+	CU_ASSERT_EQUAL(raft_step(r, &tr, &u), RAFT_ENOTMEMBER);
+	tr.peer = 1;
+	CU_ASSERT_EQUAL(raft_step(r, &tr, &u), 0); /* ourselves: nothing to do */
+	CU_ASSERT_EQUAL(raft_transferee(r), 0);
+	raft_destroy(r);
+
+	/* A single-voter cluster cannot remove its last voter. */
+	struct raft_conf one;
+	memset(&one, 0, sizeof(one));
+	raft_conf_add(&one, 1, RAFT_VOTER, NULL);
+	r = new_core(1, &one);
+	step(r, (struct raft_event){.type = RAFT_EVENT_CAMPAIGN}, &u);
+	persist(r, u.write_id, &u);
+	CU_ASSERT_EQUAL_FATAL(raft_role(r), RAFT_LEADER);
+	persist(r, u.write_id, &u);
+	CU_ASSERT_EQUAL(raft_commit_index(r), raft_last_index(r));
+	struct raft_event rm = {.type = RAFT_EVENT_CONF_CHANGE,
+				.conf = {.op = RAFT_CONF_REMOVE, .id = 1}};
+	CU_ASSERT_EQUAL(raft_step(r, &rm, &u), RAFT_EINVAL);
+	/* A read on a single voter needs no round trip. */
+	struct raft_event rd = {.type = RAFT_EVENT_READ_INDEX, .read_ctx = 5};
+	CU_ASSERT_EQUAL(raft_step(r, &rd, &u), 0);
+	CU_ASSERT_EQUAL_FATAL(u.n_reads, 1);
+	CU_ASSERT_EQUAL(u.reads[0].index, raft_commit_index(r));
+	raft_destroy(r);
+}
+
+static void test_learner_votes_do_not_count(void)
+{
+	/* Voters 1, 2, 3 and learners 4, 5: a candidate granted by itself and two learners
+	 * has 3 grants but only 1 of 3 voters, and must not lead. */
+	struct raft_conf c = three_voters();
+	raft_conf_add(&c, 4, RAFT_LEARNER, NULL);
+	raft_conf_add(&c, 5, RAFT_LEARNER, NULL);
+	struct raft *r = new_core(1, &c);
+	struct raft_update u;
+	step(r, (struct raft_event){.type = RAFT_EVENT_TICK}, &u);
+	persist(r, u.write_id, &u);
+	step(r, (struct raft_event){.type = RAFT_EVENT_CAMPAIGN}, &u);
+	CU_ASSERT_PTR_NULL(find_msg(&u, RAFT_MSG_VOTE, 4)); /* learners are not asked */
+	CU_ASSERT_PTR_NOT_NULL(find_msg(&u, RAFT_MSG_VOTE, 2));
+	persist(r, u.write_id, &u);
+	struct raft_message grant = {.type = RAFT_MSG_VOTE_RESP, .from = 4, .to = 1, .term = 2};
+	deliver(r, &grant, &u);
+	grant.from = 5;
+	deliver(r, &grant, &u);
+	CU_ASSERT_EQUAL(raft_role(r), RAFT_CANDIDATE);
+	grant.from = 3;
+	deliver(r, &grant, &u);
+	CU_ASSERT_EQUAL(raft_role(r), RAFT_LEADER);
+	raft_destroy(r);
+}
+
+static void test_truncated_conf_rolls_back(void)
+{
+	/* A follower appends an uncommitted configuration removing node 3; a new leader's log
+	 * replaces that entry, and the follower's configuration must revert. */
+	struct raft *r = booted(2);
+	struct raft_update u;
+	struct raft_conf two;
+	memset(&two, 0, sizeof(two));
+	raft_conf_add(&two, 1, RAFT_VOTER, NULL);
+	raft_conf_add(&two, 2, RAFT_VOTER, NULL);
+	struct raft_buf *cb = raft_conf_encode(&two);
+	struct raft_entry e[2] = {{.term = 2, .index = 2, .type = RAFT_ENTRY_NOOP},
+				  {.term = 2, .index = 3, .type = RAFT_ENTRY_CONF, .buf = cb}};
+	struct raft_message app = {.type = RAFT_MSG_APPEND,
+				   .from = 1,
+				   .to = 2,
+				   .term = 2,
+				   .prev_index = 1,
+				   .prev_term = 1,
+				   .entries = e,
+				   .n_entries = 2,
+				   .commit = 2};
+	CU_ASSERT_EQUAL(deliver(r, &app, &u), 0);
+	raft_buf_unref(cb);
+	CU_ASSERT_EQUAL(raft_conf_current(r)->n, 2); /* in force once appended */
+	CU_ASSERT_EQUAL(raft_conf_index(r), 3);
+	persist(r, u.write_id, &u);
+
+	struct raft_buf *nb = payload("new");
+	struct raft_entry n = {.term = 3, .index = 3, .type = RAFT_ENTRY_NORMAL, .buf = nb};
+	struct raft_message app3 = {.type = RAFT_MSG_APPEND,
+				    .from = 3,
+				    .to = 2,
+				    .term = 3,
+				    .prev_index = 2,
+				    .prev_term = 2,
+				    .entries = &n,
+				    .n_entries = 1,
+				    .commit = 2};
+	CU_ASSERT_EQUAL(deliver(r, &app3, &u), 0);
+	raft_buf_unref(nb);
+	CU_ASSERT_EQUAL(u.truncate_from, 3);
+	CU_ASSERT_EQUAL(raft_conf_current(r)->n, 3);
+	CU_ASSERT_EQUAL(raft_conf_index(r), 1);
+	CU_ASSERT_PTR_NOT_NULL(raft_conf_get(raft_conf_current(r), 3));
+	raft_destroy(r);
+}
+
 int main(void)
 {
 	if (CU_initialize_registry() != CUE_SUCCESS)
@@ -595,6 +865,11 @@ int main(void)
 		{"read index needs a quorum round", test_read_index_needs_quorum_round},
 		{"bad messages change nothing", test_bad_messages_change_nothing},
 		{"load rejects corrupt state", test_load_rejects_corrupt_state},
+		{"snapshot failure resumes probing", test_snapshot_failure_resumes_probing},
+		{"append batches bounded by bytes", test_append_batches_bounded_by_bytes},
+		{"membership and transfer errors", test_membership_and_transfer_errors},
+		{"learner votes do not count", test_learner_votes_do_not_count},
+		{"truncated configuration rolls back", test_truncated_conf_rolls_back},
 	};
 	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
 		if (CU_add_test(s, tests[i].name, tests[i].fn) == NULL)
