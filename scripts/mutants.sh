@@ -22,6 +22,8 @@ MUTANTS=$(
 	cat <<'EOF'
 vote: no up-to-date log check|election.c|bool up_to_date =\n\t\tm->last_term > last_term \|\||bool up_to_date =\n\t\ttrue \|\|
 vote: more than one vote per term|election.c|bool can_vote = r->vote == m->from \|\||bool can_vote = true \|\|
+durability: leader before its own vote is durable|election.c|(r->role == RAFT_PRECANDIDATE \|\| granted_by(r, r->id))|(r->role == RAFT_PRECANDIDATE \|\| granted_by(r, r->id) \|\| 1)
+vote: lower-term requests ignored|raft.c|} else if (m->type == RAFT_MSG_PREVOTE \|\| m->type == RAFT_MSG_VOTE) {|} else if (m->type == RAFT_MSG_PREVOTE) {
 durability: vote grant before persist|election.c|\traft_send_after_persist(r, &resp);|\t*raft_send(r, resp.type, resp.to) = resp;
 durability: append ack before persist|replication.c|\traft_send_after_persist(r, &resp);|\t*raft_send(r, resp.type, resp.to) = resp;
 durability: leader counts unpersisted entries|replication.c|raft_quorum_value(r, r->stable, match_of)|raft_quorum_value(r, raft_log_last_index(&r->log), match_of)
@@ -33,6 +35,7 @@ replication: no conflict-term backtracking|replication.c|\t\tif (m->hint_term > 
 replication: lost appends never resent|replication.c|\t\traft_progress_become_probe(p);\n\t}\n\tif (p->match < raft_log_last_index(&r->log))|\t}\n\tif (p->match < raft_log_last_index(&r->log))
 replication: heartbeat commits past match|replication.c|m->commit = p->match < r->commit ? p->match : r->commit;|m->commit = r->commit;
 read-index: no quorum round|read.c|uint64_t confirmed = raft_quorum_value(r, r->round_started, round_of);|uint64_t confirmed = r->round_started;
+read-index: round not rechecked when the quorum shrinks|membership.c|\t\traft_reads_on_ack(r);\n|
 read-index: answers before own-term commit|read.c|return r->commit >= r->term_start;|return r->commit >= r->term_start \|\| 1;
 transfer: TIMEOUT_NOW to a lagging target|membership.c|\tif (p->match == raft_log_last_index(&r->log))\n\t\traft_send(r, RAFT_MSG_TIMEOUT_NOW, target);|\traft_send(r, RAFT_MSG_TIMEOUT_NOW, target);\n\tif (0)\n\t\t;
 transfer: proposals accepted during transfer|replication.c|\tif (r->transferee != 0)\n\t\treturn RAFT_EBUSY;|

@@ -71,6 +71,14 @@ void raft_become_leader(struct raft *r)
 	raft_bcast_append(r);
 }
 
+static bool granted_by(const struct raft *r, raft_id id)
+{
+	for (unsigned i = 0; i < r->n_granted; i++)
+		if (r->granted[i] == id)
+			return true;
+	return false;
+}
+
 /* Record one answer; returns +1 when a quorum granted, -1 when it can no longer win. */
 static int tally(struct raft *r, raft_id from, bool granted)
 {
@@ -86,7 +94,11 @@ static int tally(struct raft *r, raft_id from, bool granted)
 		r->rejected[r->n_rejected++] = from;
 count:;
 	unsigned q = raft_quorum(r);
-	if (r->n_granted >= q)
+	/* A real election is won only once our own vote is among the grants, which happens
+	 * when the write holding our term and vote is durable. Winning on the others' votes
+	 * alone would let a crash forget the term, win it again after restart and lead it
+	 * twice with different logs. (A pre-vote promises nothing, so it needs no wait.) */
+	if (r->n_granted >= q && (r->role == RAFT_PRECANDIDATE || granted_by(r, r->id)))
 		return 1;
 	if (r->n_rejected > raft_conf_voters(&r->conf) - q)
 		return -1;

@@ -46,9 +46,12 @@ void raft_conf_apply(struct raft *r, const struct raft_conf *c, raft_index index
 {
 	r->conf = *c;
 	r->conf_index = index;
-	if (r->role == RAFT_LEADER)
+	if (r->role == RAFT_LEADER) {
 		raft_progress_rebuild(r);
-	else if ((r->role == RAFT_CANDIDATE || r->role == RAFT_PRECANDIDATE) && !raft_promotable(r))
+		/* Fewer voters may mean the round in flight already has its quorum. */
+		raft_reads_on_ack(r);
+	} else if ((r->role == RAFT_CANDIDATE || r->role == RAFT_PRECANDIDATE) &&
+		   !raft_promotable(r))
 		raft_become_follower(r, r->term, 0);
 }
 

@@ -375,11 +375,16 @@ static void recv_message(struct raft *r, const struct raft_message *m)
 		if ((r->cfg.check_quorum || r->cfg.pre_vote) &&
 		    (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT)) {
 			/* A stale leader that cannot hear our votes would stay leader forever
-			 * (pre-vote keeps our term from reaching it): tell it the term. */
-			raft_send(r, RAFT_MSG_APPEND_RESP, m->from);
-		} else if (m->type == RAFT_MSG_PREVOTE) {
-			struct raft_message *resp = raft_send(r, RAFT_MSG_PREVOTE_RESP, m->from);
-			resp->reject = true;
+			 * (pre-vote keeps our term from reaching it): tell it the term. Sent as
+			 * a rejection of index 0, which a leader of that term (should the old one
+			 * win it later) ignores as stale rather than taking as an ack. */
+			raft_send(r, RAFT_MSG_APPEND_RESP, m->from)->reject = true;
+		} else if (m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_VOTE) {
+			/* Refuse with our term, so a candidate stuck in an old term (with pre-vote
+			 * off it may never hear from anyone else) learns it and can catch up. */
+			uint8_t t = m->type == RAFT_MSG_PREVOTE ? RAFT_MSG_PREVOTE_RESP
+								: RAFT_MSG_VOTE_RESP;
+			raft_send(r, t, m->from)->reject = true;
 		}
 		return;
 	}
@@ -595,6 +600,7 @@ int raft_step(struct raft *r, const struct raft_event *ev, struct raft_update *o
 		struct raft_progress *p =
 			r->role == RAFT_LEADER ? raft_progress_of(r, ev->peer) : NULL;
 		if (p != NULL && p->state == RAFT_SNAPSHOT) {
+			p->pending_snapshot = 0; /* it did not arrive: probe from what it holds */
 			raft_progress_become_probe(p);
 			p->probe_sent = true; /* resume on its next heartbeat answer */
 		}

@@ -334,8 +334,10 @@ void raft_tick_leader(struct raft *r)
 	for (unsigned i = 0; i < r->n_prs; i++) {
 		struct raft_progress *p = &r->prs[i];
 		/* A snapshot lost on the way would block the follower forever: retry. */
-		if (p->state == RAFT_SNAPSHOT && ++p->snapshot_ticks >= 2 * r->cfg.election_ticks)
+		if (p->state == RAFT_SNAPSHOT && ++p->snapshot_ticks >= 2 * r->cfg.election_ticks) {
+			p->pending_snapshot = 0;
 			raft_progress_become_probe(p);
+		}
 		if (p->state == RAFT_REPLICATE && p->match < last)
 			p->stall_ticks++;
 	}

@@ -171,6 +171,7 @@ struct sim {
 	struct lslot *lt;
 	size_t cap_lt;
 	raft_term *cterm; /* committed term by index */
+	raft_term *cin;   /* term in which each index was first seen committed */
 	size_t cap_cterm;
 	struct aprec *ap;
 	size_t cap_ap;
@@ -657,10 +658,17 @@ static void check_log_matching(struct sim *s, struct node *n, const struct raft_
 					   .prev_known = prev_known};
 }
 
-/* Record / check the term of a committed index. */
+/* Record / check the term of a committed index, and the earliest term in which any node
+ * saw it committed: the term it was committed in (the committing leader is checked the
+ * moment its commit index moves, before anyone else can know). */
 static void record_committed(struct sim *s, struct node *n, raft_index index, raft_term term)
 {
+	size_t cap = s->cap_cterm;
 	reserve((void **)&s->cterm, &s->cap_cterm, index + 1, sizeof(*s->cterm));
+	reserve((void **)&s->cin, &cap, index + 1, sizeof(*s->cin)); /* grows like cterm */
+	raft_term seen_in = raft_current_term(n->core);
+	if (s->cin[index] == 0 || seen_in < s->cin[index])
+		s->cin[index] = seen_in;
 	if (s->cterm[index] == 0)
 		s->cterm[index] = term;
 	else if (s->cterm[index] != term)
@@ -673,6 +681,11 @@ static void record_committed(struct sim *s, struct node *n, raft_index index, ra
 static raft_term committed_term_at(const struct sim *s, raft_index index)
 {
 	return index < s->cap_cterm ? s->cterm[index] : 0;
+}
+
+static raft_term committed_in_term(const struct sim *s, raft_index index)
+{
+	return index < s->cap_cterm ? s->cin[index] : 0;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1078,6 +1091,16 @@ static void check_node(struct sim *s, struct node *n)
 		n->was_leader = false;
 		return;
 	}
+	/* Persist before you promise, for leadership itself: a node whose term and vote for
+	 * itself could still be lost by a crash must not act as leader, or it could win the
+	 * same term again after restarting and lead it twice with different logs. */
+	if (n->hs.term != term || n->hs.vote != n->id) {
+		sim_fail(s,
+			 "persist before promise: n%llu leads term %llu but its durable hard state "
+			 "is term %llu vote n%llu",
+			 U(n->id), U(term), U(n->hs.term), U(n->hs.vote));
+		return;
+	}
 	reserve((void **)&s->term_leader, &s->cap_term_leader, term + 1, sizeof(*s->term_leader));
 	if (s->term_leader[term] == 0) {
 		s->term_leader[term] = n->id;
@@ -1086,13 +1109,23 @@ static void check_node(struct sim *s, struct node *n)
 		sim_fail(s, "election safety: n%llu and n%llu are both leaders of term %llu",
 			 U(s->term_leader[term]), U(n->id), U(term));
 		return;
+	} else if (!n->was_leader || n->lterm != term) {
+		/* Leading a term ends for good: winning the same term again (after a crash
+		 * that forgot the vote) means two leaderships with possibly different logs. */
+		sim_fail(s, "election safety: n%llu becomes leader of term %llu a second time",
+			 U(n->id), U(term));
+		return;
 	}
 	if (!n->was_leader || n->lterm != term) {
 		/* Invariant 4: a new leader holds every committed entry (its snapshot's last
 		 * entry included: raft_term_at() knows that one's term). */
 		for (raft_index i = snap > 0 ? snap : 1; i <= s->max_commit; i++) {
 			raft_term ct = committed_term_at(s, i);
-			if (ct == 0)
+			/* Leader completeness (Raft paper §5.4): entries committed in earlier
+			 * terms. A candidate whose slow disk delayed its own vote may win a
+			 * stale term after a later term committed more; it cannot commit
+			 * anything there, and need not hold those entries. */
+			if (ct == 0 || committed_in_term(s, i) >= term)
 				continue;
 			raft_term t = raft_term_at(r, i);
 			if (t != ct) {
@@ -1354,6 +1387,7 @@ void sim_free(struct sim *s)
 		free(s->lt[i].r);
 	free(s->lt);
 	free(s->cterm);
+	free(s->cin);
 	free(s->ap);
 	free(s->reads);
 	free(s->props);

@@ -19,13 +19,14 @@
  * replay exactly the same run. A failing run prints its seed.
  *
  * Invariants checked after every raft_step of every node:
- *   1. election safety: at most one leader per term, over the whole run;
+ *   1. election safety: at most one leader per term, over the whole run, and one tenure
+ *      (a node that stops leading a term never leads it again);
  *   2. leader append-only: a leader never loses or rewrites entries of its log and never
  *      truncates while it stays leader in a term;
  *   3. log matching: two entries with the same (index, term), on any node at any time, have
  *      the same type, payload and previous term;
- *   4. leader completeness: a new leader's log holds every entry committed so far (the
- *      highest commit index ever seen on any node), with the committed term;
+ *   4. leader completeness: a new leader's log holds every entry committed in an earlier
+ *      term (up to the highest commit index ever seen on any node), with the committed term;
  *   5. state machine safety: every node applies the same entry at a given index, and has the
  *      same state machine digest after applying it;
  *   6. a node's commit index never decreases while it is up and never exceeds its last index;
@@ -33,7 +34,8 @@
  *      the read was requested (linearizability);
  *   8. persist before promise (raft.h's contract): committed entries handed out, successful
  *      APPEND_RESP and granted VOTE_RESP are only ever released once the state they promise is
- *      durable in the node's simulated store.
+ *      durable in the node's simulated store, and a node acts as leader of a term only once
+ *      its durable hard state holds that term and its vote for itself.
  * A violation prints the seed, the invariant and the last trace lines to stderr, sets the
  * failure flag (sim_failed()) and stops the simulation: sim_step() returns false from then on.
  *

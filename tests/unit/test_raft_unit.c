@@ -841,6 +841,105 @@ static void test_truncated_conf_rolls_back(void)
 	raft_destroy(r);
 }
 
+static void test_leader_only_with_durable_own_vote(void)
+{
+	/* Both peers grant before the candidate's own term/vote write is durable: it must not
+	 * lead yet, or a crash could make it win (and lead) the same term twice. */
+	struct raft *r = booted(1);
+	struct raft_update u;
+	step(r, (struct raft_event){.type = RAFT_EVENT_CAMPAIGN}, &u);
+	uint64_t w = u.write_id;
+	CU_ASSERT_TRUE(u.must_sync);
+	CU_ASSERT_EQUAL(u.hs.vote, 1);
+	struct raft_message grant = {.type = RAFT_MSG_VOTE_RESP, .from = 2, .to = 1, .term = 2};
+	deliver(r, &grant, &u);
+	grant.from = 3;
+	deliver(r, &grant, &u);
+	CU_ASSERT_EQUAL(raft_role(r), RAFT_CANDIDATE);
+	CU_ASSERT_EQUAL(count_msgs(&u, RAFT_MSG_APPEND, 2), 0);
+	persist(r, w, &u);
+	CU_ASSERT_EQUAL(raft_role(r), RAFT_LEADER);
+	CU_ASSERT_PTR_NOT_NULL(find_msg(&u, RAFT_MSG_APPEND, 2));
+	raft_destroy(r);
+}
+
+static void test_lower_term_vote_gets_our_term(void)
+{
+	struct raft *r = booted(2);
+	struct raft_update u;
+	struct raft_message hb = {.type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 5};
+	deliver(r, &hb, &u);
+	CU_ASSERT_EQUAL(raft_current_term(r), 5);
+	/* A candidate stuck at term 3 hears our term back, refused. */
+	struct raft_message vote = {.type = RAFT_MSG_VOTE,
+				    .from = 3,
+				    .to = 2,
+				    .term = 3,
+				    .last_index = 9,
+				    .last_term = 3};
+	deliver(r, &vote, &u);
+	const struct raft_message *resp = find_msg(&u, RAFT_MSG_VOTE_RESP, 3);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
+	CU_ASSERT_TRUE(resp->reject);
+	CU_ASSERT_EQUAL(resp->term, 5);
+	raft_destroy(r);
+
+	/* ...and a candidate receiving it moves on to that term. */
+	r = booted(3);
+	step(r, (struct raft_event){.type = RAFT_EVENT_CAMPAIGN}, &u);
+	CU_ASSERT_EQUAL(raft_role(r), RAFT_CANDIDATE);
+	struct raft_message back = {
+		.type = RAFT_MSG_VOTE_RESP, .from = 2, .to = 3, .term = 5, .reject = true};
+	deliver(r, &back, &u);
+	CU_ASSERT_EQUAL(raft_role(r), RAFT_FOLLOWER);
+	CU_ASSERT_EQUAL(raft_current_term(r), 5);
+	raft_destroy(r);
+}
+
+static void test_read_released_when_removal_shrinks_quorum(void)
+{
+	/* Four voters, 3 and 4 unreachable after the election: a read's round is acknowledged
+	 * by 2 only (2 of 4). Removing 4 makes 2 of 3 a quorum: the read must come out. */
+	struct raft_conf c = three_voters();
+	raft_conf_add(&c, 4, RAFT_VOTER, NULL);
+	struct raft *r = new_core(1, &c);
+	struct raft_update u;
+	step(r, (struct raft_event){.type = RAFT_EVENT_TICK}, &u);
+	persist(r, u.write_id, &u);
+	step(r, (struct raft_event){.type = RAFT_EVENT_CAMPAIGN}, &u);
+	persist(r, u.write_id, &u);
+	struct raft_message grant = {.type = RAFT_MSG_VOTE_RESP, .from = 2, .to = 1, .term = 2};
+	deliver(r, &grant, &u);
+	grant.from = 3;
+	deliver(r, &grant, &u);
+	CU_ASSERT_EQUAL_FATAL(raft_role(r), RAFT_LEADER);
+	persist(r, u.write_id, &u);
+	struct raft_message ack = {.type = RAFT_MSG_APPEND_RESP,
+				   .from = 2,
+				   .to = 1,
+				   .term = 2,
+				   .index = raft_last_index(r)};
+	deliver(r, &ack, &u);
+	ack.from = 3;
+	deliver(r, &ack, &u);
+	CU_ASSERT_EQUAL(raft_commit_index(r), raft_last_index(r));
+
+	struct raft_event rd = {.type = RAFT_EVENT_READ_INDEX, .read_ctx = 7};
+	raft_step(r, &rd, &u);
+	const struct raft_message *hb = find_msg(&u, RAFT_MSG_HEARTBEAT, 2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(hb);
+	struct raft_message hr = {
+		.type = RAFT_MSG_HEARTBEAT_RESP, .from = 2, .to = 1, .term = 2, .round = hb->round};
+	deliver(r, &hr, &u);
+	CU_ASSERT_EQUAL(u.n_reads, 0);
+	struct raft_event rm = {.type = RAFT_EVENT_CONF_CHANGE,
+				.conf = {.op = RAFT_CONF_REMOVE, .id = 4}};
+	CU_ASSERT_EQUAL(raft_step(r, &rm, &u), 0);
+	CU_ASSERT_EQUAL_FATAL(u.n_reads, 1);
+	CU_ASSERT_EQUAL(u.reads[0].ctx, 7);
+	raft_destroy(r);
+}
+
 int main(void)
 {
 	if (CU_initialize_registry() != CUE_SUCCESS)
@@ -870,6 +969,10 @@ int main(void)
 		{"membership and transfer errors", test_membership_and_transfer_errors},
 		{"learner votes do not count", test_learner_votes_do_not_count},
 		{"truncated configuration rolls back", test_truncated_conf_rolls_back},
+		{"leader only with durable own vote", test_leader_only_with_durable_own_vote},
+		{"lower-term vote gets our term", test_lower_term_vote_gets_our_term},
+		{"read released when removal shrinks quorum",
+		 test_read_released_when_removal_shrinks_quorum},
 	};
 	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
 		if (CU_add_test(s, tests[i].name, tests[i].fn) == NULL)
