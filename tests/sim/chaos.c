@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cunit_main.h"
 #include "sim.h"
 
 /*
@@ -355,17 +356,13 @@ static void test_chaos(void)
 
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	CU_pSuite suite = CU_add_suite("chaos", NULL, NULL);
-	if (suite == NULL ||
-	    CU_add_test(suite, "random faults, invariants, liveness", test_chaos) == NULL) {
-		CU_cleanup_registry();
-		return 2;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failures = CU_get_number_of_failure_records();
-	CU_cleanup_registry();
-	return failures > 0 ? 1 : 0;
+	static CU_TestInfo tests[] = {
+		{"random faults, invariants, liveness", test_chaos},
+		CU_TEST_INFO_NULL,
+	};
+	CU_SuiteInfo suites[] = {
+		{"chaos", NULL, NULL, NULL, NULL, tests},
+		CU_SUITE_INFO_NULL,
+	};
+	return cunit_main(suites);
 }

@@ -124,13 +124,13 @@ static inline int sim_promote(struct sim *s, raft_id l, raft_id id, raft_index *
 	return rv;
 }
 
-/* The suites (one registration function per file). */
-int scen_register_election(void);
-int scen_register_replication(void);
-int scen_register_persist(void);
-int scen_register_snapshot(void);
-int scen_register_transfer(void);
-int scen_register_read(void);
-int scen_register_membership(void);
+/* Each test_*.c file's scenarios, run as one suite by scenarios_main.c. */
+extern CU_TestInfo scen_election_tests[];
+extern CU_TestInfo scen_replication_tests[];
+extern CU_TestInfo scen_persist_tests[];
+extern CU_TestInfo scen_snapshot_tests[];
+extern CU_TestInfo scen_transfer_tests[];
+extern CU_TestInfo scen_read_tests[];
+extern CU_TestInfo scen_membership_tests[];
 
 #endif

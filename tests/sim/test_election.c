@@ -230,7 +230,7 @@ out:
 	SIM_DONE(s);
 }
 
-static CU_TestInfo tests[] = {
+CU_TestInfo scen_election_tests[] = {
 	{"initial election", test_initial_election},
 	{"re-election", test_re_election},
 	{"many elections (7 nodes)", test_many_elections},
@@ -241,13 +241,3 @@ static CU_TestInfo tests[] = {
 	{"single node", test_single_node},
 	CU_TEST_INFO_NULL,
 };
-
-static CU_SuiteInfo suites[] = {
-	{"election", NULL, NULL, NULL, NULL, tests},
-	CU_SUITE_INFO_NULL,
-};
-
-int scen_register_election(void)
-{
-	return CU_register_suites(suites);
-}

@@ -262,7 +262,7 @@ out:
 	SIM_DONE(s);
 }
 
-static CU_TestInfo tests[] = {
+CU_TestInfo scen_membership_tests[] = {
 	{"learner catches up without voting", test_learner_catches_up},
 	{"learner promotion only when caught up", test_learner_promotion},
 	{"remove a follower", test_remove_follower},
@@ -271,13 +271,3 @@ static CU_TestInfo tests[] = {
 	{"grow from one node", test_grow_from_one},
 	CU_TEST_INFO_NULL,
 };
-
-static CU_SuiteInfo suites[] = {
-	{"membership", NULL, NULL, NULL, NULL, tests},
-	CU_SUITE_INFO_NULL,
-};
-
-int scen_register_membership(void)
-{
-	return CU_register_suites(suites);
-}

@@ -434,7 +434,7 @@ static void test_crash_with_slow_disks(void)
 	}
 }
 
-static CU_TestInfo tests[] = {
+CU_TestInfo scen_persist_tests[] = {
 	{"persist 1: crash all, leader, follower", test_persist1},
 	{"persist 2: rolling crashes", test_persist2},
 	{"persist 3: partitioned leader and follower crash", test_persist3},
@@ -447,13 +447,3 @@ static CU_TestInfo tests[] = {
 	{"crashes with slow disks", test_crash_with_slow_disks},
 	CU_TEST_INFO_NULL,
 };
-
-static CU_SuiteInfo suites[] = {
-	{"persistence", NULL, NULL, NULL, NULL, tests},
-	CU_SUITE_INFO_NULL,
-};
-
-int scen_register_persist(void)
-{
-	return CU_register_suites(suites);
-}

@@ -222,7 +222,7 @@ static void test_reads_under_faults(void)
 	}
 }
 
-static CU_TestInfo tests[] = {
+CU_TestInfo scen_read_tests[] = {
 	{"read after acknowledged writes", test_read_after_write},
 	{"a burst of reads shares confirmation rounds", test_reads_batched},
 	{"minority leader never answers, drops reads", test_read_minority_leader},
@@ -232,13 +232,3 @@ static CU_TestInfo tests[] = {
 	{"reads under faults stay linearizable", test_reads_under_faults},
 	CU_TEST_INFO_NULL,
 };
-
-static CU_SuiteInfo suites[] = {
-	{"read-index", NULL, NULL, NULL, NULL, tests},
-	CU_SUITE_INFO_NULL,
-};
-
-int scen_register_read(void)
-{
-	return CU_register_suites(suites);
-}

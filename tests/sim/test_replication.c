@@ -270,7 +270,7 @@ out:
 	SIM_DONE(s);
 }
 
-static CU_TestInfo tests[] = {
+CU_TestInfo scen_replication_tests[] = {
 	{"basic agreement", test_basic_agreement},
 	{"agreement despite follower disconnection", test_fail_agree},
 	{"no agreement if too many followers disconnect", test_fail_no_agree},
@@ -282,13 +282,3 @@ static CU_TestInfo tests[] = {
 	{"proposal on a follower", test_propose_on_follower},
 	CU_TEST_INFO_NULL,
 };
-
-static CU_SuiteInfo suites[] = {
-	{"replication", NULL, NULL, NULL, NULL, tests},
-	CU_SUITE_INFO_NULL,
-};
-
-int scen_register_replication(void)
-{
-	return CU_register_suites(suites);
-}

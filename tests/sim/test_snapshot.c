@@ -227,7 +227,7 @@ static void test_snapshot_churn(void)
 	}
 }
 
-static CU_TestInfo tests[] = {
+CU_TestInfo scen_snapshot_tests[] = {
 	{"install snapshot after disconnect", test_install_after_disconnect},
 	{"install snapshot after crash, restart from snapshot", test_install_after_crash},
 	{"trailing entries avoid a snapshot", test_trailing_avoids_snapshot},
@@ -235,13 +235,3 @@ static CU_TestInfo tests[] = {
 	{"snapshots at random moments with churn", test_snapshot_churn},
 	CU_TEST_INFO_NULL,
 };
-
-static CU_SuiteInfo suites[] = {
-	{"snapshot", NULL, NULL, NULL, NULL, tests},
-	CU_SUITE_INFO_NULL,
-};
-
-int scen_register_snapshot(void)
-{
-	return CU_register_suites(suites);
-}

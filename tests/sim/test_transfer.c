@@ -177,7 +177,7 @@ out:
 	SIM_DONE(s);
 }
 
-static CU_TestInfo tests[] = {
+CU_TestInfo scen_transfer_tests[] = {
 	{"transfer to a caught-up follower", test_transfer_caught_up},
 	{"transfer to a lagging follower", test_transfer_lagging},
 	{"transfer to an unreachable node times out", test_transfer_unreachable},
@@ -185,13 +185,3 @@ static CU_TestInfo tests[] = {
 	{"transfers around the ring", test_transfer_ring},
 	CU_TEST_INFO_NULL,
 };
-
-static CU_SuiteInfo suites[] = {
-	{"transfer", NULL, NULL, NULL, NULL, tests},
-	CU_SUITE_INFO_NULL,
-};
-
-int scen_register_transfer(void)
-{
-	return CU_register_suites(suites);
-}

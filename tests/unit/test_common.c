@@ -1,6 +1,7 @@
 /* Unit tests of common/: the seeded PRNG and the big-endian helpers. */
 #include "common/byteorder.h"
 #include "common/prng.h"
+#include "cunit_main.h"
 
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
@@ -240,12 +241,7 @@ static void test_be32_round_trip(void)
  * Runner
  * ------------------------------------------------------------------------------------- */
 
-struct test_def {
-	const char *name;
-	CU_TestFunc fn;
-};
-
-static const struct test_def prng_tests[] = {
+static CU_TestInfo prng_tests[] = {
 	{"same seed, same sequence", test_prng_same_seed_same_sequence},
 	{"known sequence", test_prng_known_sequence},
 	{"different seeds differ", test_prng_different_seeds_differ},
@@ -254,47 +250,23 @@ static const struct test_def prng_tests[] = {
 	{"range: bounds inclusive", test_prng_range_inclusive},
 	{"range: the full uint64 range", test_prng_range_full},
 	{"chance: 0 never, 1000000 always", test_prng_chance},
-	{NULL, NULL},
+	CU_TEST_INFO_NULL,
 };
 
-static const struct test_def byteorder_tests[] = {
+static CU_TestInfo byteorder_tests[] = {
 	{"be64 byte layout", test_be64_layout},
 	{"be64 round trip", test_be64_round_trip},
 	{"be32 byte layout", test_be32_layout},
 	{"be32 round trip", test_be32_round_trip},
-	{NULL, NULL},
+	CU_TEST_INFO_NULL,
 };
-
-static int add_suite(const char *name, const struct test_def *tests)
-{
-	CU_pSuite s = CU_add_suite_with_setup_and_teardown(name, NULL, NULL, setup, teardown);
-	if (s == NULL)
-		return -1;
-	for (const struct test_def *t = tests; t->name != NULL; t++)
-		if (CU_add_test(s, t->name, t->fn) == NULL)
-			return -1;
-	return 0;
-}
 
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS) {
-		fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-		return 1;
-	}
-	if (add_suite("prng", prng_tests) != 0 || add_suite("byteorder", byteorder_tests) != 0) {
-		fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-		CU_cleanup_registry();
-		return 1;
-	}
-
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS) {
-		fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-		CU_cleanup_registry();
-		return 1;
-	}
-	unsigned failures = CU_get_number_of_failure_records();
-	CU_cleanup_registry();
-	return failures > 0 ? 1 : 0;
+	CU_SuiteInfo suites[] = {
+		{"prng", NULL, NULL, setup, teardown, prng_tests},
+		{"byteorder", NULL, NULL, setup, teardown, byteorder_tests},
+		CU_SUITE_INFO_NULL,
+	};
+	return cunit_main(suites);
 }

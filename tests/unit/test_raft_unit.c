@@ -9,6 +9,8 @@
 #include "server/raft/progress.h"
 #include "server/raft/raft.h"
 
+#include "cunit_main.h"
+
 /* ------------------------------------------------------------------------------------------
  * Log
  * ---------------------------------------------------------------------------------------- */
@@ -940,49 +942,36 @@ static void test_read_released_when_removal_shrinks_quorum(void)
 	raft_destroy(r);
 }
 
+static CU_TestInfo tests[] = {
+	{"log append/truncate/compact", test_log_append_truncate_compact},
+	{"log find conflict by term", test_log_find_conflict_by_term},
+	{"progress flow control", test_progress_flow_control},
+	{"conf encode/decode/corruption", test_conf_roundtrip_and_corruption},
+	{"vote grant waits for persist", test_vote_grant_waits_for_persist},
+	{"vote refused to stale log", test_vote_refused_to_stale_log},
+	{"append ack waits for persist", test_append_ack_waits_for_persist},
+	{"leader counts itself once persisted", test_leader_counts_itself_only_when_persisted},
+	{"commit only current term by counting", test_commit_only_current_term_by_counting},
+	{"read index needs a quorum round", test_read_index_needs_quorum_round},
+	{"bad messages change nothing", test_bad_messages_change_nothing},
+	{"load rejects corrupt state", test_load_rejects_corrupt_state},
+	{"snapshot failure resumes probing", test_snapshot_failure_resumes_probing},
+	{"append batches bounded by bytes", test_append_batches_bounded_by_bytes},
+	{"membership and transfer errors", test_membership_and_transfer_errors},
+	{"learner votes do not count", test_learner_votes_do_not_count},
+	{"truncated configuration rolls back", test_truncated_conf_rolls_back},
+	{"leader only with durable own vote", test_leader_only_with_durable_own_vote},
+	{"lower-term vote gets our term", test_lower_term_vote_gets_our_term},
+	{"read released when removal shrinks quorum",
+	 test_read_released_when_removal_shrinks_quorum},
+	CU_TEST_INFO_NULL,
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	CU_pSuite s = CU_add_suite("raft_unit", NULL, NULL);
-	if (s == NULL)
-		goto fail;
-	struct {
-		const char *name;
-		void (*fn)(void);
-	} tests[] = {
-		{"log append/truncate/compact", test_log_append_truncate_compact},
-		{"log find conflict by term", test_log_find_conflict_by_term},
-		{"progress flow control", test_progress_flow_control},
-		{"conf encode/decode/corruption", test_conf_roundtrip_and_corruption},
-		{"vote grant waits for persist", test_vote_grant_waits_for_persist},
-		{"vote refused to stale log", test_vote_refused_to_stale_log},
-		{"append ack waits for persist", test_append_ack_waits_for_persist},
-		{"leader counts itself once persisted",
-		 test_leader_counts_itself_only_when_persisted},
-		{"commit only current term by counting", test_commit_only_current_term_by_counting},
-		{"read index needs a quorum round", test_read_index_needs_quorum_round},
-		{"bad messages change nothing", test_bad_messages_change_nothing},
-		{"load rejects corrupt state", test_load_rejects_corrupt_state},
-		{"snapshot failure resumes probing", test_snapshot_failure_resumes_probing},
-		{"append batches bounded by bytes", test_append_batches_bounded_by_bytes},
-		{"membership and transfer errors", test_membership_and_transfer_errors},
-		{"learner votes do not count", test_learner_votes_do_not_count},
-		{"truncated configuration rolls back", test_truncated_conf_rolls_back},
-		{"leader only with durable own vote", test_leader_only_with_durable_own_vote},
-		{"lower-term vote gets our term", test_lower_term_vote_gets_our_term},
-		{"read released when removal shrinks quorum",
-		 test_read_released_when_removal_shrinks_quorum},
+	CU_SuiteInfo suites[] = {
+		{"raft_unit", NULL, NULL, NULL, NULL, tests},
+		CU_SUITE_INFO_NULL,
 	};
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (CU_add_test(s, tests[i].name, tests[i].fn) == NULL)
-			goto fail;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failures = CU_get_number_of_failure_records();
-	CU_cleanup_registry();
-	return failures > 0 ? 1 : 0;
-fail:
-	CU_cleanup_registry();
-	return 2;
+	return cunit_main(suites);
 }
