@@ -5,8 +5,9 @@
 set -euo pipefail
 
 # Every package the build, the tests and the checks in scripts/test.sh need.
-# Later issues add the service dependencies here (gRPC, protobuf-c, Berkeley DB packages).
-PACKAGES="build-essential cmake pkg-config libcunit1-dev gcovr clang-format valgrind"
+# libdb-dev is Berkeley DB 5.3; e2fsprogs, util-linux and mount serve the power-loss test
+# (mkfs.ext4, losetup, mount). Later issues add gRPC and protobuf-c here.
+PACKAGES="build-essential cmake pkg-config libcunit1-dev gcovr clang-format valgrind libdb-dev e2fsprogs util-linux mount"
 
 missing=()
 for pkg in $PACKAGES; do

@@ -1,0 +1,41 @@
+/* Private state of the storage module shared by storage.c and snapshot.c. */
+#ifndef RAFTKV_STORAGE_IMPL_H
+#define RAFTKV_STORAGE_IMPL_H
+
+#include <db.h>
+
+#include "server/storage/storage.h"
+
+struct storage {
+	char dir[4096];
+	int lock_fd;
+	DB_ENV *env;
+	DB *log;      /* log.db */
+	DB *meta;     /* meta.db */
+	DB *snap;     /* snap.db: snapshot chunks */
+	DB *snapmeta; /* snapmeta.db: snapshot metadata */
+	struct storage_options opt;
+	uint64_t first_index; /* first stored log entry; 0 when the log is empty */
+	uint64_t last_index;  /* last stored log entry; 0 when the log is empty */
+	uint64_t bytes_since_checkpoint;
+	char bdb_err[384]; /* BDB's own messages about the last failure (through errcall) */
+	char errmsg[1024];
+};
+
+/* Record `what` failing with BDB code `ret` on `file` into s->errmsg; returns the STORAGE_E*
+ * code for it (checksum and recovery failures are STORAGE_ECORRUPT). */
+int storage_fail(struct storage *s, const char *file, const char *what, int ret);
+/* Set s->errmsg from a format; returns `rv`. */
+int storage_failf(struct storage *s, int rv, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Transaction helpers: begin (never NULL on success) and commit/abort. */
+int storage_txn_begin(struct storage *s, DB_TXN **txn);
+int storage_txn_commit(struct storage *s, DB_TXN *txn, bool sync);
+
+/* Snapshot housekeeping at open (snapshot.c): delete partially written snapshots. */
+int storage_snapshot_cleanup(struct storage *s);
+/* Newest complete snapshot's metadata; STORAGE_ENOENT if none (snapshot.c). */
+int storage_snapshot_newest(struct storage *s, DB_TXN *txn, struct storage_snapshot_info *info);
+
+#endif
