@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/byteorder.h"
@@ -206,6 +207,12 @@ int storage_open(const char *dir, const struct storage_options *opt, struct stor
 		goto err;
 	}
 	snprintf(s->dir, sizeof(s->dir), "%s", dir);
+	/* Like etcd, create the data directory (not its parents) when it is missing. */
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		rv = storage_failf(s, STORAGE_EIO, "storage: cannot create data directory %s: %s",
+				   dir, strerror(errno));
+		goto err;
+	}
 	if (access(dir, W_OK | X_OK) != 0) {
 		rv = storage_failf(s, STORAGE_EIO, "storage: data directory %s: %s", dir,
 				   strerror(errno));

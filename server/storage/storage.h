@@ -73,9 +73,10 @@ struct storage_batch {
 
 struct storage;
 
-/* Open (creating if needed) the store in directory `dir`, which must exist. Runs BDB
- * recovery, takes the directory lock, removes any partially written snapshot. On failure
- * returns a STORAGE_E* code and, when errmsg is not NULL, says why. */
+/* Open (creating if needed) the store in directory `dir`; the directory itself is created
+ * (mode 0700) when missing, its parent must exist. Runs BDB recovery, takes the directory
+ * lock, removes any partially written snapshot. On failure returns a STORAGE_E* code and,
+ * when errmsg is not NULL, says why. */
 int storage_open(const char *dir, const struct storage_options *opt, struct storage **out,
 		 char *errmsg, size_t errmsg_len);
 /* Checkpoint and close cleanly. NULL-safe. */

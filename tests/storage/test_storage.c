@@ -376,9 +376,16 @@ static void test_open_empty(void)
 static void test_open_missing_dir(void)
 {
 	char path[4200], msg[512] = "";
-	snprintf(path, sizeof(path), "%s/does-not-exist", fx.dir);
+	/* A missing data directory is created... */
+	snprintf(path, sizeof(path), "%s/new-data-dir", fx.dir);
 	struct storage *s = NULL;
 	int rc = storage_open(path, &fx.opt, &s, msg, sizeof(msg));
+	CU_ASSERT_EQUAL(rc, 0);
+	if (rc == 0)
+		storage_close(s);
+	/* ...but not a missing parent: the error names the path. */
+	snprintf(path, sizeof(path), "%s/does-not-exist/data", fx.dir);
+	rc = storage_open(path, &fx.opt, &s, msg, sizeof(msg));
 	CU_ASSERT(rc < 0);
 	CU_ASSERT(strstr(msg, "does-not-exist") != NULL);
 	if (rc == 0)
@@ -1140,7 +1147,7 @@ static void test_corrupt_snapshot(void)
 
 static CU_TestInfo basic_tests[] = {
 	{"open empty dir: nothing stored", test_open_empty},
-	{"open a missing dir fails, naming it", test_open_missing_dir},
+	{"open creates a missing data dir, not its parent", test_open_missing_dir},
 	{"append batches, reopen, load", test_append_reopen},
 	{"empty, overflow and odd payloads", test_append_odd_payloads},
 	{"load stops on a callback's non-zero return", test_load_callback_stops},
