@@ -6,8 +6,9 @@ set -euo pipefail
 
 # Every package the build, the tests and the checks in scripts/test.sh need.
 # libdb-dev is Berkeley DB 5.3; e2fsprogs, util-linux and mount serve the power-loss test
-# (mkfs.ext4, losetup, mount). Later issues add gRPC and protobuf-c here.
-PACKAGES="build-essential cmake pkg-config libcunit1-dev gcovr clang-format valgrind libdb-dev e2fsprogs util-linux mount"
+# (mkfs.ext4, losetup, mount). protoc-c, protoc and descriptor.proto (libprotobuf-dev)
+# generate the API code and descriptor set at build time. Issue 4 adds libgrpc-dev here.
+PACKAGES="build-essential cmake pkg-config libcunit1-dev gcovr clang-format valgrind libdb-dev e2fsprogs util-linux mount protobuf-c-compiler libprotobuf-c-dev protobuf-compiler libprotobuf-dev"
 
 missing=()
 for pkg in $PACKAGES; do
