@@ -235,23 +235,11 @@ int storage_snapshot_cleanup(struct storage *s)
 
 static int next_id(struct storage *s, uint64_t *id)
 {
-	DBC *c;
-	int ret = s->snapmeta->cursor(s->snapmeta, NULL, &c, 0);
-	if (ret != 0)
-		return storage_fail(s, "snapmeta.db", "DB->cursor", ret);
-	unsigned char kb[8];
-	DBT k = {.data = kb, .ulen = 8, .flags = DB_DBT_USERMEM};
-	DBT d = {.flags = DB_DBT_PARTIAL | DB_DBT_USERMEM};
-	ret = c->get(c, &k, &d, DB_LAST);
-	c->close(c);
-	if (ret == DB_NOTFOUND) {
-		*id = 1;
-		return 0;
-	}
-	if (ret != 0)
-		return storage_fail(s, "snapmeta.db", "DBC->get", ret);
-	*id = get_be64(kb) + 1;
-	return 0;
+	uint64_t last;
+	int rv = storage_edge_key(s, s->snapmeta, "snapmeta.db", DB_LAST, &last);
+	if (rv == 0)
+		*id = last + 1;
+	return rv;
 }
 
 int storage_snapshot_begin(struct storage *s, uint64_t index, uint64_t term, const void *conf,

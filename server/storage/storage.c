@@ -143,28 +143,27 @@ static int open_db(struct storage *s, DB **db, const char *file)
 	return 0;
 }
 
-/* Read the first or last log index (0 when empty). */
-static int log_edge(struct storage *s, uint32_t how, uint64_t *index)
+int storage_edge_key(struct storage *s, DB *db, const char *file, uint32_t how, uint64_t *key)
 {
 	DBC *c;
-	int ret = s->log->cursor(s->log, NULL, &c, 0);
+	int ret = db->cursor(db, NULL, &c, 0);
 	if (ret != 0)
-		return storage_fail(s, "log.db", "DB->cursor", ret);
+		return storage_fail(s, file, "DB->cursor", ret);
 	unsigned char kb[8];
 	DBT k = {.data = kb, .ulen = sizeof(kb), .flags = DB_DBT_USERMEM};
 	DBT d = {.flags = DB_DBT_PARTIAL | DB_DBT_USERMEM}; /* key only */
 	ret = c->get(c, &k, &d, how);
 	c->close(c);
 	if (ret == DB_NOTFOUND) {
-		*index = 0;
+		*key = 0;
 		return 0;
 	}
 	if (ret != 0)
-		return storage_fail(s, "log.db", "DBC->get", ret);
+		return storage_fail(s, file, "DBC->get", ret);
 	if (k.size != 8)
-		return storage_failf(s, STORAGE_ECORRUPT, "storage: %s: log.db: key of %u bytes",
-				     s->dir, k.size);
-	*index = get_be64(kb);
+		return storage_failf(s, STORAGE_ECORRUPT, "storage: %s: %s: key of %u bytes",
+				     s->dir, file, k.size);
+	*key = get_be64(kb);
 	return 0;
 }
 
@@ -231,9 +230,9 @@ int storage_open(const char *dir, const struct storage_options *opt, struct stor
 	if (rv == 0)
 		rv = open_db(s, &s->snapmeta, "snapmeta.db");
 	if (rv == 0)
-		rv = log_edge(s, DB_FIRST, &s->first_index);
+		rv = storage_edge_key(s, s->log, "log.db", DB_FIRST, &s->first_index);
 	if (rv == 0)
-		rv = log_edge(s, DB_LAST, &s->last_index);
+		rv = storage_edge_key(s, s->log, "log.db", DB_LAST, &s->last_index);
 	if (rv == 0)
 		rv = storage_snapshot_cleanup(s);
 	if (rv != 0)

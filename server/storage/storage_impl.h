@@ -29,6 +29,10 @@ int storage_fail(struct storage *s, const char *file, const char *what, int ret)
 int storage_failf(struct storage *s, int rv, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* The first (DB_FIRST) or last (DB_LAST) 8-byte big-endian key of `db`, 0 when it is empty;
+ * STORAGE_ECORRUPT for a key of another size. `file` names the database in errors. */
+int storage_edge_key(struct storage *s, DB *db, const char *file, uint32_t how, uint64_t *key);
+
 /* Transaction helpers: begin (never NULL on success) and commit/abort. */
 int storage_txn_begin(struct storage *s, DB_TXN **txn);
 int storage_txn_commit(struct storage *s, DB_TXN *txn, bool sync);
