@@ -7,8 +7,10 @@ set -euo pipefail
 # Every package the build, the tests and the checks in scripts/test.sh need.
 # libdb-dev is Berkeley DB 5.3; e2fsprogs, util-linux and mount serve the power-loss test
 # (mkfs.ext4, losetup, mount). protoc-c, protoc and descriptor.proto (libprotobuf-dev)
-# generate the API code and descriptor set at build time. Issue 4 adds libgrpc-dev here.
-PACKAGES="build-essential cmake pkg-config libcunit1-dev gcovr clang-format valgrind libdb-dev e2fsprogs util-linux mount protobuf-c-compiler libprotobuf-c-dev protobuf-compiler libprotobuf-dev"
+# generate the API code and descriptor set at build time. libgrpc-dev is the gRPC C core;
+# grpc-proto ships health.proto and reflection.proto; python3-grpcio, python3-protobuf and
+# protobuf-compiler-grpc (grpc_python_plugin) run the Python interop and integration tests.
+PACKAGES="build-essential cmake pkg-config libcunit1-dev gcovr clang-format valgrind libdb-dev e2fsprogs util-linux mount protobuf-c-compiler libprotobuf-c-dev protobuf-compiler libprotobuf-dev libgrpc-dev grpc-proto python3-grpcio python3-protobuf protobuf-compiler-grpc"
 
 missing=()
 for pkg in $PACKAGES; do
