@@ -121,10 +121,10 @@ void *tp_call_user(const struct tp_call *c);
 struct tp_channel;
 
 struct tp_channel_options {
-	size_t max_recv_bytes;         /* default 4 MiB */
-	int reconnect_backoff_min_ms;  /* default 100 */
-	int reconnect_backoff_max_ms;  /* default 1000 */
-	int keepalive_ms;              /* default 10000; 0 = off */
+	size_t max_recv_bytes;        /* default 4 MiB */
+	int reconnect_backoff_min_ms; /* default 100 */
+	int reconnect_backoff_max_ms; /* default 1000 */
+	int keepalive_ms;             /* default 10000; 0 = off */
 };
 
 /* A channel to "host:port" (connects lazily). o may be NULL (defaults). Thread-safe. */
@@ -169,10 +169,13 @@ typedef enum tp_pull (*tp_pull_fn)(void *arg, void **msg, size_t *len);
 
 struct tp_ostream;
 
-/* timeout_ms: deadline of each call (0 = none; keepalive detects dead peers). */
-struct tp_ostream *tp_ostream_new(struct tp_channel *ch, const char *method,
-				  const struct tp_md *md, size_t n_md, int timeout_ms,
-				  tp_pull_fn pull, tp_done_fn done, void *arg);
+/* timeout_ms: deadline of each call (0 = none; keepalive detects dead peers). Calls are
+ * fail-fast (no WAIT_FOR_READY). When a call ends, pending kicks are dropped: only a later kick
+ * starts the next call. pull must not kick (the stream's lock is held). The channel must
+ * outlive the stream. NULL on illegal metadata or out of memory. */
+struct tp_ostream *tp_ostream_new(struct tp_channel *ch, const char *method, const struct tp_md *md,
+				  size_t n_md, int timeout_ms, tp_pull_fn pull, tp_done_fn done,
+				  void *arg);
 /* There may be something to send (thread-safe; cheap when a send is outstanding). */
 void tp_ostream_kick(struct tp_ostream *s);
 /* Cancel the active call, wait until its done() ran, free. Not from a callback of the same
