@@ -1,0 +1,48 @@
+/* raftnode: one replica of a raftkv cluster. Flags: server/node/config.c (or --help). */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "server/node/config.h"
+#include "server/node/node.h"
+#include "server/transport/transport.h"
+
+int main(int argc, char **argv)
+{
+	static struct node_config cfg;
+	char err[512] = "";
+	int rv = config_parse(&cfg, argc, argv, err, sizeof(err));
+	if (rv == 1)
+		return 0;
+	if (rv != 0) {
+		fprintf(stderr, "raftnode: %s\n", err);
+		return 2;
+	}
+	log_setup((enum log_level)log_level_parse(cfg.log_level),
+		  strcmp(cfg.log_format, "json") == 0, cfg.name);
+
+	/* SIGTERM and SIGINT are read from a signalfd by the raft loop; block them in every
+	 * thread, so before gRPC starts its own. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	int sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+
+	tp_global_init();
+	struct node *n;
+	if (node_start(&cfg, sigfd, &n, err, sizeof(err)) != 0) {
+		LOG_E("cannot start: %s", err);
+		return 1;
+	}
+	rv = node_wait(n);
+	tp_global_shutdown();
+	close(sigfd);
+	return rv;
+}

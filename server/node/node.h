@@ -1,0 +1,237 @@
+/* The raftnode process: threads, mailbox and shared state gluing core, storage, kv and gRPC. */
+#ifndef RAFTKV_NODE_NODE_H
+#define RAFTKV_NODE_NODE_H
+
+/*
+ * Threads (docs/raftnode.md has the picture):
+ *   - the gRPC loop thread (server/transport): decodes requests and peer messages and posts
+ *     them to the mailbox; pulls peer batches out of the outboxes when a send slot frees;
+ *   - the raft loop thread (node.c): the only owner of the core and the kv store; steps the
+ *     core for every mailbox item and tick, applies, answers calls;
+ *   - the storage writer (writer.c): group commit of everything the core asked to persist,
+ *     then PERSISTED back through the mailbox; log compaction and BDB checkpoints;
+ *   - the snapshotter (writer.c): writes a serialized kv snapshot into storage off the loop.
+ * They share data only through the mailbox, the writer's queue and the peers' outboxes, each
+ * behind its own mutex.
+ */
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "common/log.h"
+#include "server/kv/kv.h"
+#include "server/node/api.h"
+#include "server/node/config.h"
+#include "server/node/persist.h"
+#include "server/raft/raft.h"
+#include "server/storage/storage.h"
+#include "server/transport/transport.h"
+
+/* Fatal: log, then abort (a replica must not continue past a broken invariant). */
+#define FATAL(...)                               \
+	do {                                     \
+		log_msg(LOG_ERROR, __VA_ARGS__); \
+		abort();                         \
+	} while (0)
+
+/* Free a decoded request and its struct; NULL-safe. */
+static inline void request_free(struct api_request *r)
+{
+	if (r != NULL) {
+		api_request_free(r);
+		free(r);
+	}
+}
+
+/* ---- mailbox: everything that reaches the raft loop -------------------------------- */
+
+enum mb_kind {
+	MB_PEER_MSGS = 1, /* messages from a peer's stream */
+	MB_PEER_INFO,     /* a peer's client address, learned from its stream metadata */
+	MB_CLIENT,        /* a KV request */
+	MB_STATUS,        /* Cluster.Status */
+	MB_MEMBERS,       /* Cluster.MemberList */
+	MB_PERSISTED,     /* the writer made write_id durable */
+	MB_SNAP_RECEIVED, /* a complete InstallSnapshot arrived */
+	MB_SNAP_SENT,     /* an outgoing snapshot finished */
+	MB_SNAP_STORED,   /* the snapshotter stored an automatic snapshot */
+	MB_STOP,          /* SIGTERM */
+};
+
+struct mb_item {
+	struct mb_item *next;
+	enum mb_kind kind;
+	struct tp_call *call; /* MB_CLIENT, MB_STATUS, MB_MEMBERS, MB_SNAP_RECEIVED */
+	union {
+		struct {
+			struct raft_message *msgs;
+			size_t n;
+		} peer;
+		struct {
+			raft_id id;
+			char addr[RAFT_ADDR_MAX];
+		} info;
+		struct api_request *req;
+		uint64_t write_id;
+		struct {
+			struct raft_message msg;
+			unsigned char *data; /* malloc'd snapshot bytes */
+			size_t len;
+		} snap_in;
+		struct {
+			raft_id peer;
+			bool ok;
+			const void *token; /* the transfer that ended (NULL: none started) */
+		} snap_sent;
+		struct {
+			raft_index index;
+			int rv;
+		} snap_stored;
+	};
+};
+
+struct mailbox {
+	pthread_mutex_t mu;
+	struct mb_item *head, *tail;
+	int efd; /* eventfd: readable while items are queued */
+};
+
+/* Queue an item (thread-safe); the raft loop owns it afterwards. */
+void mailbox_post(struct mailbox *mb, struct mb_item *it);
+/* Allocate a zeroed item (aborts on out of memory: a lost message is not an option here). */
+struct mb_item *mb_item_new(enum mb_kind kind);
+/* Free an item and what it owns, without touching its call. */
+void mb_item_free(struct mb_item *it);
+
+/* ---- peers (peers.c) ------------------------------------------------------------------ */
+
+struct snap_send;
+
+struct peer {
+	raft_id id;
+	char addr[RAFT_ADDR_MAX]; /* conf address "<name>=<peer address>" */
+	struct node *node;
+	struct tp_channel *ch;
+	struct tp_ostream *stream;
+	pthread_mutex_t mu; /* guards the outbox */
+	struct raft_message *out;
+	size_t n_out, cap_out;
+	struct snap_send *snap;          /* raft loop only */
+	char client_addr[RAFT_ADDR_MAX]; /* raft loop only; "" until learned */
+	bool seen;                       /* raft loop only: still in the configuration */
+};
+
+/* ---- the storage writer and the snapshotter (writer.c) -------------------------------- */
+
+struct writer {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct node_batch pending; /* what the raft loop handed over */
+	raft_index compact_upto;   /* compact the stored log up to here (0: nothing) */
+	bool busy;                 /* writing outside the lock */
+	bool stop;
+	/* snapshotter job */
+	unsigned char *snap_data;
+	size_t snap_len;
+	struct raft_snapshot_meta snap_meta;
+	bool snap_job, snap_busy;
+	pthread_t thread, snap_thread;
+};
+
+/* ---- the node ------------------------------------------------------------------------- */
+
+struct pending_write {
+	raft_index index;
+	raft_term term;
+	struct tp_call *call;
+	struct api_request *req;
+};
+
+struct pending_read {
+	uint64_t ctx;
+	raft_index index; /* 0 until the core gave the read point */
+	struct tp_call *call;
+	struct api_request *req;
+};
+
+struct node {
+	struct node_config cfg;
+	struct kv_options kv_opts;
+	struct storage *storage;
+	struct raft *raft;
+	struct kv_store *kv;
+	struct mailbox mb;
+	struct writer w;
+
+	struct tp_loop *loop;
+	struct tp_server *server;
+	struct tp_md peer_md[3]; /* metadata of our outbound streams */
+	char md_from[24], md_cluster[24];
+
+	struct peer *peers[RAFT_MAX_MEMBERS];
+	size_t n_peers;
+	raft_index peers_conf_index;
+
+	/* raft loop state */
+	pthread_t thread;
+	int timerfd, epfd, sigfd;
+	struct pending_write *writes; /* FIFO by index */
+	size_t w_head, w_len, w_cap;
+	struct pending_read *reads;
+	size_t n_reads, cap_reads;
+	uint64_t next_read_ctx;
+	raft_index last_snap_index;
+	bool snap_busy;
+	bool stopping;
+	int64_t stop_deadline;
+	int64_t linger_until;
+	uint64_t persisted_write_id;
+	int last_health; /* bitmask: 1 = live, 2 = ready */
+};
+
+/* Open storage, load state, start the threads and the gRPC server. `sigfd` (a signalfd, or
+ * -1) makes the node stop gracefully when it becomes readable. */
+int node_start(const struct node_config *cfg, int sigfd, struct node **out, char *errmsg,
+	       size_t errmsg_len);
+/* Ask the node to stop (thread-safe; from the signal-waiting thread). */
+void node_request_stop(struct node *n);
+/* Wait for the raft loop to finish, then tear everything down and free the node. Returns
+ * the process exit status. */
+int node_wait(struct node *n);
+
+/* peers.c */
+void peers_sync(struct node *n); /* follow the current configuration */
+void peers_send(struct node *n, const struct raft_message *m);
+void peers_free_all(struct node *n);
+struct peer *peer_find(struct node *n, raft_id id);
+void peer_snapshot_sent(struct node *n, raft_id id, const void *token, bool ok);
+/* gRPC handlers of raftkv.v1.Raft (gRPC loop thread) */
+void peers_on_send(void *arg, struct tp_call *call, const void *req, size_t len);
+void peers_on_install(void *arg, struct tp_call *call, const void *req, size_t len);
+
+/* writer.c */
+int writer_start(struct node *n);
+void writer_stop(struct node *n);
+/* Hand the persist part of an update to the writer (raft loop). */
+void writer_add(struct node *n, const struct raft_update *u);
+void writer_compact(struct node *n, raft_index upto);
+/* Wait until everything handed over is durable and no snapshot is being stored. */
+void writer_barrier(struct node *n);
+/* Give the snapshotter a serialized kv snapshot to store (it takes `data`). */
+void writer_snapshot(struct node *n, unsigned char *data, size_t len,
+		     const struct raft_snapshot_meta *meta);
+
+/* service.c: KV and Cluster handlers (gRPC loop thread) and status replies (raft loop). */
+extern const struct tp_method node_methods[];
+extern const size_t node_n_methods;
+void service_reply_status(struct node *n, struct tp_call *call);
+void service_reply_members(struct node *n, struct tp_call *call);
+/* Answer UNAVAILABLE with the leader hint in `raftkv-leader` when one is known. */
+void service_reply_unavailable(struct node *n, struct tp_call *call, const char *why);
+/* Global pointer for handlers (one node per process). */
+extern struct node *service_node;
+
+#endif

@@ -1,0 +1,492 @@
+/* Peers: one outbound message stream per peer (batched by pull), snapshot transfers in
+ * chunks, and the raftkv.v1.Raft handlers that receive both. */
+#include <grpc/status.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "server/node/node.h"
+#include "server/node/peer_codec.h"
+
+/* Outbox bounds: a peer that is down must not grow our memory. Raft resends what is lost. */
+#define OUTBOX_MAX_MSGS  4096
+#define BATCH_MAX_MSGS   256
+#define BATCH_MAX_BYTES  (2u << 20)
+#define SNAP_CHUNK_BYTES (1u << 20)
+#define SNAP_TIMEOUT_MS  (10 * 60 * 1000)
+#define SNAP_MAX_BYTES   ((size_t)4 << 30)
+
+static const char SEND_METHOD[] = "/raftkv.v1.Raft/Send";
+static const char INSTALL_METHOD[] = "/raftkv.v1.Raft/InstallSnapshot";
+
+struct peer *peer_find(struct node *n, raft_id id)
+{
+	for (size_t i = 0; i < n->n_peers; i++)
+		if (n->peers[i]->id == id)
+			return n->peers[i];
+	return NULL;
+}
+
+static size_t msg_bytes(const struct raft_message *m)
+{
+	size_t b = 64;
+	for (size_t i = 0; i < m->n_entries; i++)
+		b += 24 + (m->entries[i].buf != NULL ? m->entries[i].buf->len : 0);
+	return b;
+}
+
+/* Pull: everything queued (up to the batch bounds) leaves as one RaftBatch. */
+static enum tp_pull outbox_pull(void *arg, void **msg, size_t *len)
+{
+	struct peer *p = arg;
+	pthread_mutex_lock(&p->mu);
+	if (p->n_out == 0) {
+		pthread_mutex_unlock(&p->mu);
+		return TP_PULL_NONE;
+	}
+	size_t k = 0, bytes = 0;
+	while (k < p->n_out && k < BATCH_MAX_MSGS && (k == 0 || bytes < BATCH_MAX_BYTES))
+		bytes += msg_bytes(&p->out[k++]);
+	int rv = peer_batch_encode(p->out, k, msg, len);
+	for (size_t i = 0; i < k; i++)
+		raft_message_release(&p->out[i]);
+	memmove(p->out, p->out + k, (p->n_out - k) * sizeof(*p->out));
+	p->n_out -= k;
+	pthread_mutex_unlock(&p->mu);
+	if (rv != 0) {
+		LOG_E("encoding a batch for %" PRIx64 " failed", p->id);
+		return TP_PULL_NONE;
+	}
+	return TP_PULL_MSG;
+}
+
+static void outbox_done(void *arg, const struct tp_result *r)
+{
+	struct peer *p = arg;
+	if (r->status != GRPC_STATUS_OK && r->status != GRPC_STATUS_CANCELLED)
+		LOG_D("stream to %" PRIx64 " ended: %d %s", p->id, r->status, r->details);
+}
+
+static struct peer *peer_new(struct node *n, const struct raft_member *m)
+{
+	struct peer *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		FATAL("out of memory");
+	p->id = m->id;
+	p->node = n;
+	snprintf(p->addr, sizeof(p->addr), "%s", m->addr);
+	pthread_mutex_init(&p->mu, NULL);
+	char name[64];
+	const char *target = config_member_peer(m->addr, name, sizeof(name));
+	struct tp_channel_options o = {
+		.max_recv_bytes = 4u << 20,
+		.reconnect_backoff_min_ms = 100,
+		.reconnect_backoff_max_ms = 1000,
+		.keepalive_ms = 10000,
+	};
+	p->ch = tp_channel_new(n->loop, target, &o);
+	p->stream =
+		tp_ostream_new(p->ch, SEND_METHOD, n->peer_md, 3, 0, outbox_pull, outbox_done, p);
+	if (p->ch == NULL || p->stream == NULL)
+		FATAL("cannot create the channel to %s", m->addr);
+	LOG_I("peer %s (id %" PRIx64 ")", m->addr, m->id);
+	return p;
+}
+
+/* ---- outgoing snapshots ------------------------------------------------------------------ */
+
+struct snap_send {
+	struct peer *peer;
+	struct raft_message msg;
+	struct storage_snapshot_reader *reader;
+	struct tp_ostream *stream;
+	uint64_t offset;
+	bool first, ended, failed;
+	unsigned char *buf;
+};
+
+static enum tp_pull snap_pull(void *arg, void **msg, size_t *len)
+{
+	struct snap_send *s = arg;
+	if (s->ended)
+		return TP_PULL_END;
+	size_t n = 0;
+	if (storage_snapshot_read(s->reader, s->buf, SNAP_CHUNK_BYTES, &n) != 0) {
+		LOG_W("reading the snapshot for %" PRIx64 ": %s", s->peer->id,
+		      storage_errmsg(s->peer->node->storage));
+		s->failed = s->ended = true;
+		return TP_PULL_END;
+	}
+	bool last = n == 0;
+	int rv = peer_chunk_encode(s->first ? &s->msg : NULL, s->offset, s->buf, n, last,
+				   s->offset + n, msg, len);
+	s->first = false;
+	s->offset += n;
+	s->ended = last;
+	if (rv != 0) {
+		s->failed = s->ended = true;
+		return TP_PULL_END;
+	}
+	return TP_PULL_MSG;
+}
+
+static void snap_done(void *arg, const struct tp_result *r)
+{
+	struct snap_send *s = arg;
+	bool ok = r->status == GRPC_STATUS_OK && !s->failed;
+	if (!ok)
+		LOG_W("snapshot to %" PRIx64 " failed: %d %s", s->peer->id, r->status, r->details);
+	struct mb_item *it = mb_item_new(MB_SNAP_SENT);
+	it->snap_sent.peer = s->peer->id;
+	it->snap_sent.ok = ok;
+	it->snap_sent.token = s;
+	mailbox_post(&s->peer->node->mb, it);
+}
+
+static void snap_free(struct snap_send *s)
+{
+	if (s == NULL)
+		return;
+	tp_ostream_free(s->stream);
+	storage_snapshot_close(s->reader);
+	raft_message_release(&s->msg);
+	free(s->buf);
+	free(s);
+}
+
+/* Start sending the stored snapshot the core refers to in `m` (raft loop). */
+static void snap_start(struct node *n, struct peer *p, const struct raft_message *m)
+{
+	if (p->snap != NULL)
+		return; /* one transfer per peer at a time; the core waits for its outcome */
+	struct snap_send *s = calloc(1, sizeof(*s));
+	struct storage_snapshot_info info = {0};
+	bool ok = s != NULL && (s->buf = malloc(SNAP_CHUNK_BYTES)) != NULL &&
+		  storage_snapshot_open(n->storage, &info, &s->reader) == 0;
+	if (ok && info.index != m->snapshot.index) {
+		/* The snapshotter has not stored the core's newest snapshot yet: retry later. */
+		LOG_D("snapshot %" PRIu64 " for %" PRIx64 " not stored yet (have %" PRIu64 ")",
+		      m->snapshot.index, p->id, info.index);
+		ok = false;
+	}
+	storage_snapshot_info_free(&info);
+	if (!ok) {
+		if (s != NULL) {
+			storage_snapshot_close(s->reader);
+			free(s->buf);
+			free(s);
+		}
+		/* The core is mid-update here: report the failure through the mailbox. */
+		struct mb_item *it = mb_item_new(MB_SNAP_SENT);
+		it->snap_sent.peer = p->id;
+		it->snap_sent.ok = false;
+		mailbox_post(&n->mb, it);
+		return;
+	}
+	s->peer = p;
+	s->first = true;
+	raft_message_copy(&s->msg, m);
+	s->stream = tp_ostream_new(p->ch, INSTALL_METHOD, n->peer_md, 3, SNAP_TIMEOUT_MS, snap_pull,
+				   snap_done, s);
+	p->snap = s;
+	LOG_I("sending snapshot %" PRIu64 " to %" PRIx64, m->snapshot.index, p->id);
+	tp_ostream_kick(s->stream);
+}
+
+void peer_snapshot_sent(struct node *n, raft_id id, const void *token, bool ok)
+{
+	struct peer *p = peer_find(n, id);
+	if (p == NULL || token == NULL || p->snap != token)
+		return;
+	if (ok)
+		LOG_I("snapshot sent to %" PRIx64, id);
+	snap_free(p->snap);
+	p->snap = NULL;
+}
+
+/* ---- the peer set ------------------------------------------------------------------------ */
+
+static void peer_free(struct peer *p)
+{
+	snap_free(p->snap);
+	tp_ostream_free(p->stream);
+	tp_channel_free(p->ch);
+	for (size_t i = 0; i < p->n_out; i++)
+		raft_message_release(&p->out[i]);
+	free(p->out);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+void peers_sync(struct node *n)
+{
+	const struct raft_conf *c = raft_conf_current(n->raft);
+	n->peers_conf_index = raft_conf_index(n->raft);
+	for (size_t i = 0; i < n->n_peers; i++)
+		n->peers[i]->seen = false;
+	for (unsigned i = 0; i < c->n; i++) {
+		const struct raft_member *m = &c->members[i];
+		if (m->id == n->cfg.id)
+			continue;
+		struct peer *p = peer_find(n, m->id);
+		if (p != NULL && strcmp(p->addr, m->addr) == 0) {
+			p->seen = true;
+			continue;
+		}
+		if (p != NULL) /* same id, new address: start over */
+			p->seen = false;
+		else if (n->n_peers < RAFT_MAX_MEMBERS) {
+			p = peer_new(n, m);
+			p->seen = true;
+			n->peers[n->n_peers++] = p;
+		}
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < n->n_peers; i++) {
+		if (n->peers[i]->seen) {
+			n->peers[k++] = n->peers[i];
+		} else {
+			LOG_I("peer %" PRIx64 " left the configuration", n->peers[i]->id);
+			peer_free(n->peers[i]);
+		}
+	}
+	n->n_peers = k;
+}
+
+void peers_free_all(struct node *n)
+{
+	for (size_t i = 0; i < n->n_peers; i++)
+		peer_free(n->peers[i]);
+	n->n_peers = 0;
+}
+
+void peers_send(struct node *n, const struct raft_message *m)
+{
+	struct peer *p = peer_find(n, m->to);
+	if (p == NULL)
+		return;
+	if (m->type == RAFT_MSG_SNAPSHOT) {
+		snap_start(n, p, m);
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	if (p->n_out >= OUTBOX_MAX_MSGS) {
+		pthread_mutex_unlock(&p->mu);
+		LOG_D("outbox to %" PRIx64 " full: dropping a %s", p->id,
+		      raft_msg_type_name(m->type));
+		return;
+	}
+	if (p->n_out == p->cap_out) {
+		size_t cap = p->cap_out ? p->cap_out * 2 : 64;
+		struct raft_message *a = realloc(p->out, cap * sizeof(*a));
+		if (a == NULL)
+			FATAL("out of memory");
+		p->out = a;
+		p->cap_out = cap;
+	}
+	raft_message_copy(&p->out[p->n_out++], m);
+	pthread_mutex_unlock(&p->mu);
+	tp_ostream_kick(p->stream);
+}
+
+/* ---- incoming: raftkv.v1.Raft/Send and /InstallSnapshot (gRPC loop thread) --------------- */
+
+/* Check the stream's cluster id; returns the sender's id, or 0 after answering the call. */
+static raft_id check_sender(struct node *n, struct tp_call *call)
+{
+	size_t len;
+	const char *cluster = tp_call_metadata(call, "raftkv-cluster", &len);
+	const char *from = tp_call_metadata(call, "raftkv-from", &len);
+	if (cluster == NULL || from == NULL || len == 0 || len > 20) {
+		tp_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT,
+			      "raftkv-from and raftkv-cluster metadata are required", NULL, 0, NULL,
+			      0);
+		return 0;
+	}
+	if (strncmp(cluster, n->md_cluster, strlen(n->md_cluster)) != 0) {
+		tp_call_reply(call, GRPC_STATUS_FAILED_PRECONDITION,
+			      "this node belongs to another cluster", NULL, 0, NULL, 0);
+		return 0;
+	}
+	char buf[24];
+	memcpy(buf, from, len);
+	buf[len] = '\0';
+	return strtoull(buf, NULL, 10);
+}
+
+struct in_stream {
+	raft_id from;
+	bool answered;
+	/* InstallSnapshot */
+	struct raft_message msg;
+	bool have_msg;
+	unsigned char *data;
+	size_t len, cap;
+};
+
+static struct in_stream *in_stream_get(struct node *n, struct tp_call *call, bool *fresh)
+{
+	struct in_stream *s = tp_call_user(call);
+	*fresh = false;
+	if (s != NULL)
+		return s;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		FATAL("out of memory");
+	tp_call_set_user(call, s);
+	*fresh = true;
+	s->from = check_sender(n, call);
+	s->answered = s->from == 0;
+	return s;
+}
+
+static void in_stream_free(struct tp_call *call, struct in_stream *s)
+{
+	raft_message_release(&s->msg);
+	free(s->data);
+	free(s);
+	tp_call_set_user(call, NULL);
+}
+
+void peers_on_send(void *arg, struct tp_call *call, const void *req, size_t len)
+{
+	(void)arg;
+	struct node *n = service_node;
+	bool fresh;
+	struct in_stream *s = in_stream_get(n, call, &fresh);
+	if (req == NULL) {
+		if (!s->answered)
+			tp_call_reply(call, GRPC_STATUS_OK, NULL, NULL, 0, NULL, 0);
+		in_stream_free(call, s);
+		return;
+	}
+	if (s->answered)
+		return;
+	if (fresh) {
+		size_t alen;
+		const char *addr = tp_call_metadata(call, "raftkv-client-addr", &alen);
+		if (addr != NULL && alen < RAFT_ADDR_MAX) {
+			struct mb_item *it = mb_item_new(MB_PEER_INFO);
+			it->info.id = s->from;
+			memcpy(it->info.addr, addr, alen);
+			mailbox_post(&n->mb, it);
+		}
+	}
+	struct raft_message *msgs;
+	size_t k;
+	char err[200];
+	if (peer_batch_decode(req, len, &msgs, &k, err, sizeof(err)) != 0) {
+		LOG_W("malformed batch from %" PRIx64 ": %s", s->from, err);
+		tp_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, err, NULL, 0, NULL, 0);
+		s->answered = true;
+		return;
+	}
+	/* Keep only messages for us from the stream's sender; snapshots come the other way. */
+	size_t j = 0;
+	for (size_t i = 0; i < k; i++) {
+		if (msgs[i].to == n->cfg.id && msgs[i].from == s->from &&
+		    msgs[i].type != RAFT_MSG_SNAPSHOT) {
+			struct raft_message tmp = msgs[j];
+			msgs[j++] = msgs[i];
+			msgs[i] = tmp;
+		}
+	}
+	if (j == 0) {
+		peer_messages_free(msgs, k);
+		return;
+	}
+	for (size_t i = j; i < k; i++)
+		raft_message_release(&msgs[i]);
+	struct mb_item *it = mb_item_new(MB_PEER_MSGS);
+	it->peer.msgs = msgs;
+	it->peer.n = j;
+	mailbox_post(&n->mb, it);
+}
+
+static void install_fail(struct tp_call *call, struct in_stream *s, int status, const char *why)
+{
+	LOG_W("snapshot from %" PRIx64 " refused: %s", s->from, why);
+	tp_call_reply(call, status, why, NULL, 0, NULL, 0);
+	s->answered = true;
+}
+
+void peers_on_install(void *arg, struct tp_call *call, const void *req, size_t len)
+{
+	(void)arg;
+	struct node *n = service_node;
+	bool fresh;
+	struct in_stream *s = in_stream_get(n, call, &fresh);
+	if (req == NULL) {
+		if (!s->answered)
+			install_fail(call, s, GRPC_STATUS_INVALID_ARGUMENT,
+				     "the snapshot stream ended before its last chunk");
+		in_stream_free(call, s);
+		return;
+	}
+	if (s->answered)
+		return;
+	struct peer_chunk c;
+	char err[200];
+	if (peer_chunk_decode(req, len, &c, err, sizeof(err)) != 0) {
+		install_fail(call, s, GRPC_STATUS_INVALID_ARGUMENT, err);
+		return;
+	}
+	if (c.has_message) {
+		if (s->have_msg || c.message.type != RAFT_MSG_SNAPSHOT ||
+		    c.message.to != n->cfg.id || c.message.from != s->from) {
+			install_fail(call, s, GRPC_STATUS_INVALID_ARGUMENT,
+				     "the first chunk must carry an InstallSnapshot message for "
+				     "this node");
+			peer_chunk_free(&c);
+			return;
+		}
+		s->msg = c.message;
+		memset(&c.message, 0, sizeof(c.message));
+		s->have_msg = true;
+	}
+	if (!s->have_msg || c.offset != s->len || s->len + c.len > SNAP_MAX_BYTES) {
+		install_fail(call, s, GRPC_STATUS_INVALID_ARGUMENT,
+			     !s->have_msg ? "the first chunk carries no message"
+					  : "chunk out of order or snapshot too large");
+		peer_chunk_free(&c);
+		return;
+	}
+	if (s->len + c.len > s->cap) {
+		size_t cap = s->cap ? s->cap : (1u << 20);
+		while (cap < s->len + c.len)
+			cap *= 2;
+		unsigned char *p = realloc(s->data, cap);
+		if (p == NULL) {
+			install_fail(call, s, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+			peer_chunk_free(&c);
+			return;
+		}
+		s->data = p;
+		s->cap = cap;
+	}
+	if (c.len > 0)
+		memcpy(s->data + s->len, c.data, c.len);
+	s->len += c.len;
+	bool last = c.last;
+	uint64_t size = c.size;
+	peer_chunk_free(&c);
+	if (!last)
+		return;
+	if (size != s->len) {
+		install_fail(call, s, GRPC_STATUS_INVALID_ARGUMENT, "snapshot size mismatch");
+		return;
+	}
+	/* Complete: the raft loop validates, installs and answers. */
+	struct mb_item *it = mb_item_new(MB_SNAP_RECEIVED);
+	it->call = call;
+	it->snap_in.msg = s->msg;
+	it->snap_in.data = s->data;
+	it->snap_in.len = s->len;
+	memset(&s->msg, 0, sizeof(s->msg));
+	s->data = NULL;
+	s->len = s->cap = 0;
+	s->answered = true;
+	mailbox_post(&n->mb, it);
+}
