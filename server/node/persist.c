@@ -201,6 +201,10 @@ int node_batch_write(struct storage *s, struct node_batch *b)
 	if (node_batch_empty(b))
 		return 0;
 	b->sb.entries = b->entries;
+	/* sb.hs points into the batch itself; re-aim it in case the batch struct was moved
+	 * (the writer swaps batches by value). */
+	if (b->sb.hs != NULL)
+		b->sb.hs = &b->hs;
 	int rv = storage_write(s, &b->sb);
 	if (rv == 0)
 		reset(b);

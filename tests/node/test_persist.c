@@ -279,6 +279,34 @@ static void test_batch_rejects_gaps(void)
 	node_batch_init(&fx.b);
 }
 
+/* The storage writer hands batches over by value (a swap): the hard state must follow the
+ * batch, not stay behind in the struct it was gathered in. */
+static void test_batch_moved_keeps_hard_state(void)
+{
+	char err[512];
+	CU_ASSERT_EQUAL_FATAL(storage_open(fx.dir, NULL, &fx.s, err, sizeof(err)), 0);
+	struct raft_update u = {
+		.write_id = 1, .hs_changed = true, .hs = {7, 3, 0}, .must_sync = true};
+	CU_ASSERT_EQUAL(node_batch_add(&fx.b, &u), 0);
+	struct node_batch moved = fx.b, fresh;
+	node_batch_init(&fresh);
+	fx.b = fresh;
+	/* What the raft loop gathers next in the old struct must not leak into `moved`. */
+	struct raft_update later = {.write_id = 2, .hs_changed = true, .hs = {9, 0, 0}};
+	CU_ASSERT_EQUAL(node_batch_add(&fx.b, &later), 0);
+	CU_ASSERT_EQUAL(node_batch_write(fx.s, &moved), 0);
+	node_batch_free(&moved);
+	node_batch_free(&fx.b);
+	node_batch_init(&fx.b);
+	storage_close(fx.s);
+	CU_ASSERT_EQUAL_FATAL(storage_open(fx.dir, NULL, &fx.s, err, sizeof(err)), 0);
+	struct node_loaded l;
+	CU_ASSERT_EQUAL_FATAL(node_load(fx.s, &l, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(l.hs.term, 7);
+	CU_ASSERT_EQUAL(l.hs.vote, 3);
+	node_loaded_free(&l);
+}
+
 int main(void)
 {
 	CU_TestInfo tests[] = {
@@ -287,6 +315,7 @@ int main(void)
 		{"follower: truncation in one group commit, snapshot install",
 		 test_follower_truncation_and_snapshot_install},
 		{"batch refuses a gap between updates", test_batch_rejects_gaps},
+		{"a batch moved by value keeps its hard state", test_batch_moved_keeps_hard_state},
 		CU_TEST_INFO_NULL,
 	};
 	CU_SuiteInfo suites[] = {
