@@ -94,6 +94,7 @@ static void *snapshotter_main(void *arg)
 		unsigned char *data = w->snap_data;
 		size_t len = w->snap_len;
 		struct raft_snapshot_meta meta = w->snap_meta;
+		w->snap_data = NULL; /* ours now */
 		w->snap_job = false;
 		w->snap_busy = true;
 		pthread_mutex_unlock(&w->mu);
