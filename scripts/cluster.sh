@@ -54,6 +54,7 @@ stop_all() {
 cmd=${1:-start}
 case "$cmd" in
 stop)
+	[ -d "$DIR" ] && touch "$DIR/.stopping"
 	stop_all
 	echo "cluster: stopped"
 	exit 0
@@ -84,6 +85,7 @@ cmake --build "$BUILD_DIR" -j"$(nproc)" --target raftnode >/dev/null
 RAFTNODE="$BUILD_DIR/server/node/raftnode"
 
 mkdir -p "$DIR"
+rm -f "$DIR/.stopping"
 trap 'echo; echo "cluster: stopping"; stop_all; exit 0' INT TERM
 for i in $(seq 1 $NODES); do
 	"$RAFTNODE" --name "n$i" --data-dir "$DIR/n$i" --initial-cluster "$(members)" \
@@ -105,6 +107,10 @@ EOF
 while :; do
 	for i in $(seq 1 $NODES); do
 		if ! running_pid "$i" >/dev/null; then
+			if [ -f "$DIR/.stopping" ]; then
+				echo "cluster: stopped"
+				exit 0
+			fi
 			echo "cluster: n$i exited; see $DIR/n$i.log" >&2
 			stop_all
 			exit 1
