@@ -54,6 +54,8 @@ static const struct opt opts[] = {
 	    "election timeout, randomized in [t, 2t) (a multiple of --tick-ms, > heartbeat)"),
 	U64(snapshot_entries, "snapshot-entries", "RAFTKV_SNAPSHOT_ENTRIES", "10000",
 	    "take a snapshot after this many entries applied since the last one"),
+	U64(snapshot_bytes, "snapshot-bytes", "RAFTKV_SNAPSHOT_BYTES", "67108864",
+	    "or after this many bytes of commands applied since the last one"),
 	U64(snapshot_trailing, "snapshot-trailing", "RAFTKV_SNAPSHOT_TRAILING", "1000",
 	    "entries kept in memory behind a snapshot for slightly lagging followers"),
 	U64(max_request_bytes, "max-request-bytes", "RAFTKV_MAX_REQUEST_BYTES", "4194304",
@@ -231,11 +233,13 @@ static int validate(struct node_config *c, char *err, size_t errlen)
 			(unsigned long long)c->election_ms);
 		return -1;
 	}
-	if (c->snapshot_entries == 0 || c->max_key_bytes == 0 || c->max_value_bytes == 0 ||
-	    c->max_txn_ops == 0 || c->max_request_bytes < 1024 || c->max_key_bytes > 65536 ||
-	    c->max_value_bytes > (64u << 20) || c->max_request_bytes > (256u << 20)) {
+	if (c->snapshot_entries == 0 || c->snapshot_bytes == 0 || c->max_key_bytes == 0 ||
+	    c->max_value_bytes == 0 || c->max_txn_ops == 0 || c->max_request_bytes < 1024 ||
+	    c->max_key_bytes > 65536 || c->max_value_bytes > (64u << 20) ||
+	    c->max_request_bytes > (256u << 20)) {
 		snprintf(err, errlen,
-			 "limits: snapshot-entries, max-key-bytes (<= 65536), max-value-bytes "
+			 "limits: snapshot-entries, snapshot-bytes, max-key-bytes (<= 65536), "
+			 "max-value-bytes "
 			 "(<= 64 MiB), max-txn-ops must be > 0; max-request-bytes in [1024, 256 "
 			 "MiB]");
 		return -1;

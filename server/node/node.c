@@ -121,6 +121,10 @@ static void reply_write(struct node *n, struct pending_write *pw, const void *re
 
 /* ---- pending writes: a FIFO ordered by log index ---------------------------------------- */
 
+#define OUTCOME_UNKNOWN                                                                          \
+	"leadership changed before the write committed; its outcome is unknown: retry with the " \
+	"same write id"
+
 static void writes_push(struct node *n, struct pending_write pw)
 {
 	/* A new entry at index i means every older pending entry at >= i left our log (a
@@ -225,6 +229,7 @@ static void apply_entry(struct node *n, const struct raft_entry *e)
 	size_t rlen = 0;
 	if (e->type == RAFT_ENTRY_NORMAL && e->buf != NULL) {
 		int rv = kv_apply(n->kv, e->index, e->buf->data, e->buf->len, &result, &rlen);
+		n->bytes_since_snap += e->buf->len;
 		if (!(rv != KV_EINDEX))
 			FATAL("entry %" PRIu64 " applied twice", e->index);
 	} else {
@@ -254,7 +259,8 @@ static struct kv_store *incoming_kv;
 static const unsigned char *incoming_data;
 static size_t incoming_len;
 
-static void install_snapshot(struct node *n, const struct raft_snapshot_meta *m)
+static void install_snapshot(struct node *n, const struct raft_snapshot_meta *m,
+			     const struct raft_update *u)
 {
 	if (!(incoming_kv != NULL))
 		FATAL("snapshot %" PRIu64 " installed without data", m->index);
@@ -262,7 +268,12 @@ static void install_snapshot(struct node *n, const struct raft_snapshot_meta *m)
 	 * snapshot go, then the snapshot becomes the newest: a crash at any point leaves either
 	 * the old state or the snapshot plus entries it covers (skipped at load). */
 	writer_barrier(n);
-	struct storage_batch tb = {.truncate_from = m->index + 1, .sync = true};
+	/* The update's term and vote go first too: the snapshot's term may be above the stored
+	 * one, and a log ending above the stored term does not load. The commit index is left
+	 * at 0 here (advisory) because the log may not reach it until the snapshot is in. */
+	struct storage_hard_state hs = {u->hs.term, u->hs.vote, 0};
+	struct storage_batch tb = {
+		.truncate_from = m->index + 1, .hs = u->hs_changed ? &hs : NULL, .sync = true};
 	size_t conf_len;
 	void *conf = node_snapshot_conf_encode(m, &conf_len);
 	struct storage_snapshot_writer *sw;
@@ -286,9 +297,8 @@ static void install_snapshot(struct node *n, const struct raft_snapshot_meta *m)
 	n->kv = incoming_kv;
 	incoming_kv = NULL;
 	n->last_snap_index = m->index;
-	writes_fail(n, m->index,
-		    "a snapshot replaced this node's log; outcome unknown, retry with "
-		    "the same write id");
+	n->next_snap_at = m->index + n->cfg.snapshot_entries;
+	writes_fail(n, m->index, OUTCOME_UNKNOWN);
 	LOG_I("installed snapshot at index %" PRIu64 " term %" PRIu64 " (%zu bytes)", m->index,
 	      m->term, incoming_len);
 }
@@ -296,7 +306,7 @@ static void install_snapshot(struct node *n, const struct raft_snapshot_meta *m)
 static void handle_update(struct node *n, const struct raft_update *u)
 {
 	if (u->snapshot != NULL)
-		install_snapshot(n, u->snapshot);
+		install_snapshot(n, u->snapshot, u);
 	if (u->write_id != 0)
 		writer_add(n, u);
 	for (size_t i = 0; i < u->n_messages; i++)
@@ -309,6 +319,8 @@ static void handle_update(struct node *n, const struct raft_update *u)
 		reads_serve(n, u->dropped_reads[i], false);
 	if (u->n_reads > 0 || u->n_committed > 0)
 		reads_serve(n, 0, false);
+	if (u->role_changed && u->role != RAFT_LEADER)
+		writes_fail(n, 0, OUTCOME_UNKNOWN);
 	if (u->role_changed)
 		LOG_I("%s in term %" PRIu64 ", leader %" PRIx64, raft_role_name(u->role), u->term,
 		      u->leader);
@@ -365,9 +377,12 @@ static void propose_writes(struct node *n, struct batch *b)
 		FATAL("out of memory");
 	for (size_t i = 0; i < b->n; i++) {
 		struct mb_item *it = b->items[i];
-		if (refuse(n, it) || raft_role(n->raft) != RAFT_LEADER) {
-			if (raft_role(n->raft) != RAFT_LEADER && !n->stopping)
-				service_reply_unavailable(n, it->call, "not the leader");
+		bool refused = refuse(n, it);
+		if (!refused && raft_role(n->raft) != RAFT_LEADER) {
+			service_reply_unavailable(n, it->call, "not the leader");
+			refused = true;
+		}
+		if (refused) {
 			mb_item_free(it);
 			b->items[i] = NULL;
 			continue;
@@ -468,34 +483,57 @@ static int memreader_read(void *arg, void *buf, size_t cap, size_t *n)
 	return 0;
 }
 
-/* Serialize the store in memory (fast), let the snapshotter store it (slow). */
+/* Serialize the store in memory (fast) and let the snapshotter store it (slow). The core
+ * hears SNAPSHOT_TAKEN only once it is stored, so the snapshot the core offers followers is
+ * always one storage holds, and a failed store costs the core nothing. */
 static void maybe_snapshot(struct node *n)
 {
 	raft_index applied = kv_store_applied_index(n->kv);
-	if (n->snap_busy || applied < n->last_snap_index + n->cfg.snapshot_entries)
+	if (n->snap_busy || peers_sending_snapshot(n) ||
+	    (applied < n->next_snap_at && n->bytes_since_snap < n->cfg.snapshot_bytes))
 		return;
+	/* The configuration stored with the snapshot must be the one in force at `applied`:
+	 * wait while a newer configuration entry follows it in the log. */
+	raft_term term = raft_term_at(n->raft, applied);
+	if (raft_conf_index(n->raft) > applied || term == 0)
+		return;
+	struct raft_snapshot_meta meta = {.index = applied,
+					  .term = term,
+					  .conf = *raft_conf_current(n->raft),
+					  .conf_index = raft_conf_index(n->raft)};
 	struct membuf m = {0};
+	int64_t t0 = tp_now_ms();
+	n->next_snap_at = applied + n->cfg.snapshot_entries;
+	n->bytes_since_snap = 0;
 	if (kv_snapshot_write(n->kv, membuf_write, &m) != 0) {
 		LOG_E("snapshot at %" PRIu64 ": out of memory serializing the store", applied);
 		free(m.p);
 		return;
 	}
-	struct raft_event ev = {.type = RAFT_EVENT_SNAPSHOT_TAKEN,
-				.snapshot_taken = {applied, n->cfg.snapshot_trailing}};
-	struct raft_update u;
-	int rv = raft_step(n->raft, &ev, &u);
-	if (rv != 0 || u.compacted == NULL) {
-		handle_update(n, &u);
-		LOG_E("snapshot at %" PRIu64 ": the core refused it: %s", applied,
-		      raft_strerror(rv));
-		free(m.p);
+	n->snap_busy = true;
+	LOG_I("snapshot at %" PRIu64 ": %zu bytes serialized in %" PRId64 " ms, storing", applied,
+	      m.len, tp_now_ms() - t0);
+	writer_snapshot(n, m.p, m.len, &meta);
+}
+
+static void on_snapshot_stored(struct node *n, const struct mb_item *it)
+{
+	raft_index index = it->snap_stored.index;
+	n->snap_busy = false;
+	if (it->snap_stored.rv != 0) {
+		LOG_E("storing the snapshot at %" PRIu64 " failed: %s", index, it->snap_stored.err);
 		return;
 	}
-	struct raft_snapshot_meta meta = *u.compacted;
-	handle_update(n, &u);
-	n->snap_busy = true;
-	LOG_D("snapshot at %" PRIu64 ": %zu bytes, storing", applied, m.len);
-	writer_snapshot(n, m.p, m.len, &meta);
+	if (index <= raft_snapshot_index(n->raft))
+		return; /* a snapshot received from the leader meanwhile is newer */
+	struct raft_event ev = {.type = RAFT_EVENT_SNAPSHOT_TAKEN,
+				.snapshot_taken = {index, n->cfg.snapshot_trailing}};
+	int rv = step(n, &ev);
+	if (rv != 0)
+		LOG_E("snapshot at %" PRIu64 ": the core refused it: %s", index, raft_strerror(rv));
+	n->last_snap_index = index;
+	writer_compact(n, index);
+	LOG_I("snapshot at index %" PRIu64 " stored", index);
 }
 
 static void on_snapshot_received(struct node *n, struct mb_item *it)
@@ -639,7 +677,7 @@ static void drain_mailbox(struct node *n)
 			on_snapshot_received(n, it);
 			break;
 		case MB_SNAP_SENT:
-			peer_snapshot_sent(n, it->snap_sent.peer, it->snap_sent.token,
+			peer_snapshot_sent(n, it->snap_sent.peer, it->snap_sent.gen,
 					   it->snap_sent.ok);
 			if (!it->snap_sent.ok) {
 				struct raft_event ev = {.type = RAFT_EVENT_SNAPSHOT_FAILED,
@@ -648,16 +686,7 @@ static void drain_mailbox(struct node *n)
 			}
 			break;
 		case MB_SNAP_STORED:
-			n->snap_busy = false;
-			if (it->snap_stored.rv == 0) {
-				if (it->snap_stored.index > n->last_snap_index)
-					n->last_snap_index = it->snap_stored.index;
-				writer_compact(n, it->snap_stored.index);
-				LOG_I("snapshot stored at index %" PRIu64, it->snap_stored.index);
-			} else {
-				LOG_E("storing snapshot at %" PRIu64 " failed: %s",
-				      it->snap_stored.index, storage_errmsg(n->storage));
-			}
+			on_snapshot_stored(n, it);
 			break;
 		case MB_STOP:
 			begin_stop(n);
@@ -745,6 +774,7 @@ static int load_state(struct node *n, char *err, size_t errlen)
 		}
 		n->last_snap_index = l.snap.index;
 	}
+	n->next_snap_at = n->last_snap_index + n->cfg.snapshot_entries;
 	bool empty = l.hs.term == 0 && l.snap.index == 0 && l.n_entries == 0;
 	if (empty && n->cfg.initial.n == 0) {
 		snprintf(err, errlen,
@@ -813,9 +843,11 @@ static int start_server(struct node *n, char *err, size_t errlen)
 {
 	const char *listen[2] = {n->cfg.listen_peer, n->cfg.listen_client};
 	static const char *const health[] = {"raftkv.v1.KV", "raftkv.v1.Cluster", "raftkv.v1.Raft"};
-	size_t max_recv = n->cfg.max_request_bytes;
+	/* Peer batches (up to 2 MiB, or one entry as large as a request) and snapshot chunks
+	 * (1 MiB) must always fit, whatever the client limit. */
+	size_t max_recv = n->cfg.max_request_bytes + (4u << 20);
 	if (max_recv < 8u << 20)
-		max_recv = 8u << 20; /* peer batches and snapshot chunks */
+		max_recv = 8u << 20;
 	struct tp_server_options o = {
 		.listen = listen,
 		.n_listen = n->cfg.listen_client[0] != '\0' ? 2 : 1,
@@ -922,6 +954,12 @@ int node_wait(struct node *n)
 		it = next;
 	}
 	writer_stop(n);
+	/* The writer's last PERSISTED (and a snapshotter result) may have arrived meanwhile. */
+	for (it = mailbox_take(&n->mb); it != NULL;) {
+		struct mb_item *next = it->next;
+		mb_item_free(it);
+		it = next;
+	}
 	raft_destroy(n->raft);
 	kv_store_free(n->kv);
 	storage_close(n->storage);

@@ -84,11 +84,12 @@ struct mb_item {
 		struct {
 			raft_id peer;
 			bool ok;
-			const void *token; /* the transfer that ended (NULL: none started) */
+			uint64_t gen; /* the transfer that ended (0: none started) */
 		} snap_sent;
 		struct {
 			raft_index index;
 			int rv;
+			char err[200]; /* the storage error, copied on the snapshotter thread */
 		} snap_stored;
 	};
 };
@@ -184,6 +185,8 @@ struct node {
 	size_t n_reads, cap_reads;
 	uint64_t next_read_ctx;
 	raft_index last_snap_index;
+	raft_index next_snap_at;   /* applied index at which to take the next snapshot */
+	uint64_t bytes_since_snap; /* command bytes applied since the last snapshot was taken */
 	bool snap_busy;
 	bool stopping;
 	int64_t stop_deadline;
@@ -206,8 +209,9 @@ int node_wait(struct node *n);
 void peers_sync(struct node *n); /* follow the current configuration */
 void peers_send(struct node *n, const struct raft_message *m);
 void peers_free_all(struct node *n);
+bool peers_sending_snapshot(struct node *n);
 struct peer *peer_find(struct node *n, raft_id id);
-void peer_snapshot_sent(struct node *n, raft_id id, const void *token, bool ok);
+void peer_snapshot_sent(struct node *n, raft_id id, uint64_t gen, bool ok);
 /* gRPC handlers of raftkv.v1.Raft (gRPC loop thread) */
 void peers_on_send(void *arg, struct tp_call *call, const void *req, size_t len);
 void peers_on_install(void *arg, struct tp_call *call, const void *req, size_t len);

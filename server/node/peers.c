@@ -2,6 +2,7 @@
  * chunks, and the raftkv.v1.Raft handlers that receive both. */
 #include <grpc/status.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,9 +47,16 @@ static enum tp_pull outbox_pull(void *arg, void **msg, size_t *len)
 		pthread_mutex_unlock(&p->mu);
 		return TP_PULL_NONE;
 	}
+	/* Stop before a message that would take the batch over the bound (the first always goes:
+	 * the receiver's limit leaves room for one entry as large as a client request). */
 	size_t k = 0, bytes = 0;
-	while (k < p->n_out && k < BATCH_MAX_MSGS && (k == 0 || bytes < BATCH_MAX_BYTES))
-		bytes += msg_bytes(&p->out[k++]);
+	while (k < p->n_out && k < BATCH_MAX_MSGS) {
+		size_t b = msg_bytes(&p->out[k]);
+		if (k > 0 && bytes + b > BATCH_MAX_BYTES)
+			break;
+		bytes += b;
+		k++;
+	}
 	int rv = peer_batch_encode(p->out, k, msg, len);
 	for (size_t i = 0; i < k; i++)
 		raft_message_release(&p->out[i]);
@@ -99,6 +107,7 @@ static struct peer *peer_new(struct node *n, const struct raft_member *m)
 
 struct snap_send {
 	struct peer *peer;
+	uint64_t gen; /* names this transfer in MB_SNAP_SENT */
 	struct raft_message msg;
 	struct storage_snapshot_reader *reader;
 	struct tp_ostream *stream;
@@ -141,7 +150,7 @@ static void snap_done(void *arg, const struct tp_result *r)
 	struct mb_item *it = mb_item_new(MB_SNAP_SENT);
 	it->snap_sent.peer = s->peer->id;
 	it->snap_sent.ok = ok;
-	it->snap_sent.token = s;
+	it->snap_sent.gen = s->gen;
 	mailbox_post(&s->peer->node->mb, it);
 }
 
@@ -185,6 +194,8 @@ static void snap_start(struct node *n, struct peer *p, const struct raft_message
 		mailbox_post(&n->mb, it);
 		return;
 	}
+	static uint64_t next_gen; /* raft loop only */
+	s->gen = ++next_gen;
 	s->peer = p;
 	s->first = true;
 	raft_message_copy(&s->msg, m);
@@ -195,10 +206,10 @@ static void snap_start(struct node *n, struct peer *p, const struct raft_message
 	tp_ostream_kick(s->stream);
 }
 
-void peer_snapshot_sent(struct node *n, raft_id id, const void *token, bool ok)
+void peer_snapshot_sent(struct node *n, raft_id id, uint64_t gen, bool ok)
 {
 	struct peer *p = peer_find(n, id);
-	if (p == NULL || token == NULL || p->snap != token)
+	if (p == NULL || gen == 0 || p->snap == NULL || p->snap->gen != gen)
 		return;
 	if (ok)
 		LOG_I("snapshot sent to %" PRIx64, id);
@@ -235,9 +246,14 @@ void peers_sync(struct node *n)
 			p->seen = true;
 			continue;
 		}
-		if (p != NULL) /* same id, new address: start over */
-			p->seen = false;
-		else if (n->n_peers < RAFT_MAX_MEMBERS) {
+		if (p != NULL) { /* same id, new address: start over with a new channel */
+			LOG_I("peer %" PRIx64 " moved to %s", m->id, m->addr);
+			for (size_t j = 0; j < n->n_peers; j++)
+				if (n->peers[j] == p)
+					n->peers[j] = n->peers[--n->n_peers];
+			peer_free(p);
+		}
+		if (n->n_peers < RAFT_MAX_MEMBERS) {
 			p = peer_new(n, m);
 			p->seen = true;
 			n->peers[n->n_peers++] = p;
@@ -253,6 +269,14 @@ void peers_sync(struct node *n)
 		}
 	}
 	n->n_peers = k;
+}
+
+bool peers_sending_snapshot(struct node *n)
+{
+	for (size_t i = 0; i < n->n_peers; i++)
+		if (n->peers[i]->snap != NULL)
+			return true;
+	return false;
 }
 
 void peers_free_all(struct node *n)
@@ -297,7 +321,8 @@ void peers_send(struct node *n, const struct raft_message *m)
 static raft_id check_sender(struct node *n, struct tp_call *call)
 {
 	size_t len;
-	const char *cluster = tp_call_metadata(call, "raftkv-cluster", &len);
+	size_t clen;
+	const char *cluster = tp_call_metadata(call, "raftkv-cluster", &clen);
 	const char *from = tp_call_metadata(call, "raftkv-from", &len);
 	if (cluster == NULL || from == NULL || len == 0 || len > 20) {
 		tp_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT,
@@ -305,7 +330,7 @@ static raft_id check_sender(struct node *n, struct tp_call *call)
 			      0);
 		return 0;
 	}
-	if (strncmp(cluster, n->md_cluster, strlen(n->md_cluster)) != 0) {
+	if (clen != strlen(n->md_cluster) || memcmp(cluster, n->md_cluster, clen) != 0) {
 		tp_call_reply(call, GRPC_STATUS_FAILED_PRECONDITION,
 			      "this node belongs to another cluster", NULL, 0, NULL, 0);
 		return 0;
@@ -319,6 +344,7 @@ static raft_id check_sender(struct node *n, struct tp_call *call)
 struct in_stream {
 	raft_id from;
 	bool answered;
+	bool holds_slot; /* InstallSnapshot: this stream owns the one receiving slot */
 	/* InstallSnapshot */
 	struct raft_message msg;
 	bool have_msg;
@@ -342,8 +368,13 @@ static struct in_stream *in_stream_get(struct node *n, struct tp_call *call, boo
 	return s;
 }
 
+/* One snapshot is received at a time (each is held in memory until installed). */
+static atomic_bool receiving_snapshot;
+
 static void in_stream_free(struct tp_call *call, struct in_stream *s)
 {
+	if (s->holds_slot)
+		atomic_store(&receiving_snapshot, false);
 	raft_message_release(&s->msg);
 	free(s->data);
 	free(s);
@@ -432,6 +463,16 @@ void peers_on_install(void *arg, struct tp_call *call, const void *req, size_t l
 	if (peer_chunk_decode(req, len, &c, err, sizeof(err)) != 0) {
 		install_fail(call, s, GRPC_STATUS_INVALID_ARGUMENT, err);
 		return;
+	}
+	if (c.has_message && !s->holds_slot) {
+		bool expected = false;
+		if (!atomic_compare_exchange_strong(&receiving_snapshot, &expected, true)) {
+			install_fail(call, s, GRPC_STATUS_RESOURCE_EXHAUSTED,
+				     "another snapshot is being received");
+			peer_chunk_free(&c);
+			return;
+		}
+		s->holds_slot = true;
 	}
 	if (c.has_message) {
 		if (s->have_msg || c.message.type != RAFT_MSG_SNAPSHOT ||

@@ -1,5 +1,6 @@
 /* The storage writer (group commit, compaction, checkpoints) and the snapshotter threads. */
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -104,6 +105,9 @@ static void *snapshotter_main(void *arg)
 		struct mb_item *it = mb_item_new(MB_SNAP_STORED);
 		it->snap_stored.index = meta.index;
 		it->snap_stored.rv = rv;
+		if (rv != 0)
+			snprintf(it->snap_stored.err, sizeof(it->snap_stored.err), "%s",
+				 storage_errmsg(n->storage));
 		mailbox_post(&n->mb, it);
 
 		pthread_mutex_lock(&w->mu);
@@ -167,7 +171,8 @@ void writer_barrier(struct node *n)
 {
 	struct writer *w = &n->w;
 	pthread_mutex_lock(&w->mu);
-	while (!node_batch_empty(&w->pending) || w->busy || w->snap_job || w->snap_busy)
+	while (!node_batch_empty(&w->pending) || w->busy || w->compact_upto != 0 || w->snap_job ||
+	       w->snap_busy)
 		pthread_cond_wait(&w->cv, &w->mu);
 	pthread_mutex_unlock(&w->mu);
 }
