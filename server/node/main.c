@@ -1,5 +1,6 @@
 /* raftnode: one replica of a raftkv cluster. Flags: server/node/config.c (or --help). */
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +35,10 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	int sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+
+	/* Snapshots use large short-lived buffers: a fixed mmap threshold returns them to the
+	 * system when freed (glibc's sliding threshold would keep them in the heap for good). */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
 	tp_global_init();
 	struct node *n;
