@@ -641,10 +641,17 @@ static void drain_mailbox(struct node *n)
 			}
 			break;
 		case MB_PEER_INFO: {
+			/* A peer that (re)started learns our client address from our stream: a
+			 * follower may have no other reason to open one. */
 			struct peer *p = peer_find(n, it->info.id);
-			if (p != NULL)
+			if (p != NULL) {
 				snprintf(p->client_addr, sizeof(p->client_addr), "%s",
 					 it->info.addr);
+				if (p->incarnation != it->info.incarnation) {
+					p->incarnation = it->info.incarnation;
+					peer_hello(p);
+				}
+			}
 			break;
 		}
 		case MB_CLIENT:
@@ -728,6 +735,10 @@ static void *raft_loop(void *arg)
 				/* After a stall, catch up a little but never fire a storm of ticks. */
 				for (uint64_t t = 0; t < ticks && t < 3; t++)
 					step(n, &tick);
+				if (tp_now_ms() >= n->next_hello_ms) {
+					n->next_hello_ms = tp_now_ms() + 1000;
+					peers_retry_hello(n);
+				}
 			}
 		}
 		drain_mailbox(n);
@@ -902,6 +913,8 @@ int node_start(const struct node_config *cfg, int sigfd, struct node **out, char
 	n->peer_md[0] = (struct tp_md){"raftkv-from", n->md_from, 0};
 	n->peer_md[1] = (struct tp_md){"raftkv-cluster", n->md_cluster, 0};
 	n->peer_md[2] = (struct tp_md){"raftkv-client-addr", n->cfg.advertise_client, 0};
+	snprintf(n->md_incarnation, sizeof(n->md_incarnation), "%" PRId64, tp_now_ms());
+	n->peer_md[3] = (struct tp_md){"raftkv-incarnation", n->md_incarnation, 0};
 
 	n->loop = tp_loop_new();
 	if (n->loop == NULL || start_server(n, err, errlen) != 0)

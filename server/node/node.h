@@ -72,6 +72,7 @@ struct mb_item {
 		} peer;
 		struct {
 			raft_id id;
+			uint64_t incarnation;
 			char addr[RAFT_ADDR_MAX];
 		} info;
 		struct api_request *req;
@@ -122,6 +123,8 @@ struct peer {
 	size_t n_out, cap_out;
 	struct snap_send *snap;          /* raft loop only */
 	char client_addr[RAFT_ADDR_MAX]; /* raft loop only; "" until learned */
+	uint64_t incarnation;            /* raft loop only: the peer's start time, as learned */
+	bool hello;                      /* under mu: send an empty batch to open the stream */
 	bool seen;                       /* raft loop only: still in the configuration */
 };
 
@@ -169,8 +172,8 @@ struct node {
 
 	struct tp_loop *loop;
 	struct tp_server *server;
-	struct tp_md peer_md[3]; /* metadata of our outbound streams */
-	char md_from[24], md_cluster[24];
+	struct tp_md peer_md[4]; /* metadata of our outbound streams */
+	char md_from[24], md_cluster[24], md_incarnation[24];
 
 	struct peer *peers[RAFT_MAX_MEMBERS];
 	size_t n_peers;
@@ -192,7 +195,8 @@ struct node {
 	int64_t stop_deadline;
 	int64_t linger_until;
 	uint64_t persisted_write_id;
-	int last_health; /* bitmask: 1 = live, 2 = ready */
+	int last_health;       /* bitmask: 1 = live, 2 = ready */
+	int64_t next_hello_ms; /* when to retry pending peer hellos */
 };
 
 /* Open storage, load state, start the threads and the gRPC server. `sigfd` (a signalfd, or
@@ -208,6 +212,10 @@ int node_wait(struct node *n);
 /* peers.c */
 void peers_sync(struct node *n); /* follow the current configuration */
 void peers_send(struct node *n, const struct raft_message *m);
+/* Tell peer p our client address (an empty batch opens our stream to it). */
+void peer_hello(struct peer *p);
+/* Kick the streams whose hello is still pending (raft loop, about once a second). */
+void peers_retry_hello(struct node *n);
 void peers_free_all(struct node *n);
 bool peers_sending_snapshot(struct node *n);
 struct peer *peer_find(struct node *n, raft_id id);

@@ -43,6 +43,12 @@ static enum tp_pull outbox_pull(void *arg, void **msg, size_t *len)
 {
 	struct peer *p = arg;
 	pthread_mutex_lock(&p->mu);
+	if (p->n_out == 0 && p->hello) {
+		p->hello = false;
+		pthread_mutex_unlock(&p->mu);
+		return peer_batch_encode(NULL, 0, msg, len) == 0 ? TP_PULL_MSG : TP_PULL_NONE;
+	}
+	p->hello = false; /* any batch opens the stream too */
 	if (p->n_out == 0) {
 		pthread_mutex_unlock(&p->mu);
 		return TP_PULL_NONE;
@@ -75,6 +81,22 @@ static void outbox_done(void *arg, const struct tp_result *r)
 	struct peer *p = arg;
 	if (r->status != GRPC_STATUS_OK && r->status != GRPC_STATUS_CANCELLED)
 		LOG_D("stream to %" PRIx64 " ended: %d %s", p->id, r->status, r->details);
+	/* The peer may not have seen our stream's metadata: say hello on the next call. */
+	pthread_mutex_lock(&p->mu);
+	p->hello = true;
+	pthread_mutex_unlock(&p->mu);
+}
+
+void peers_retry_hello(struct node *n)
+{
+	for (size_t i = 0; i < n->n_peers; i++) {
+		struct peer *p = n->peers[i];
+		pthread_mutex_lock(&p->mu);
+		bool pending = p->hello;
+		pthread_mutex_unlock(&p->mu);
+		if (pending)
+			tp_ostream_kick(p->stream);
+	}
 }
 
 static struct peer *peer_new(struct node *n, const struct raft_member *m)
@@ -96,10 +118,11 @@ static struct peer *peer_new(struct node *n, const struct raft_member *m)
 	};
 	p->ch = tp_channel_new(n->loop, target, &o);
 	p->stream =
-		tp_ostream_new(p->ch, SEND_METHOD, n->peer_md, 3, 0, outbox_pull, outbox_done, p);
+		tp_ostream_new(p->ch, SEND_METHOD, n->peer_md, 4, 0, outbox_pull, outbox_done, p);
 	if (p->ch == NULL || p->stream == NULL)
 		FATAL("cannot create the channel to %s", m->addr);
 	LOG_I("peer %s (id %" PRIx64 ")", m->addr, m->id);
+	peer_hello(p);
 	return p;
 }
 
@@ -199,7 +222,7 @@ static void snap_start(struct node *n, struct peer *p, const struct raft_message
 	s->peer = p;
 	s->first = true;
 	raft_message_copy(&s->msg, m);
-	s->stream = tp_ostream_new(p->ch, INSTALL_METHOD, n->peer_md, 3, SNAP_TIMEOUT_MS, snap_pull,
+	s->stream = tp_ostream_new(p->ch, INSTALL_METHOD, n->peer_md, 4, SNAP_TIMEOUT_MS, snap_pull,
 				   snap_done, s);
 	p->snap = s;
 	LOG_I("sending snapshot %" PRIu64 " to %" PRIx64, m->snapshot.index, p->id);
@@ -284,6 +307,14 @@ void peers_free_all(struct node *n)
 	for (size_t i = 0; i < n->n_peers; i++)
 		peer_free(n->peers[i]);
 	n->n_peers = 0;
+}
+
+void peer_hello(struct peer *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->hello = true;
+	pthread_mutex_unlock(&p->mu);
+	tp_ostream_kick(p->stream);
 }
 
 void peers_send(struct node *n, const struct raft_message *m)
@@ -398,9 +429,17 @@ void peers_on_send(void *arg, struct tp_call *call, const void *req, size_t len)
 	if (fresh) {
 		size_t alen;
 		const char *addr = tp_call_metadata(call, "raftkv-client-addr", &alen);
+		size_t ilen;
+		const char *inc = tp_call_metadata(call, "raftkv-incarnation", &ilen);
 		if (addr != NULL && alen < RAFT_ADDR_MAX) {
 			struct mb_item *it = mb_item_new(MB_PEER_INFO);
 			it->info.id = s->from;
+			if (inc != NULL && ilen < 24) {
+				char buf[24];
+				memcpy(buf, inc, ilen);
+				buf[ilen] = '\0';
+				it->info.incarnation = strtoull(buf, NULL, 10);
+			}
 			memcpy(it->info.addr, addr, alen);
 			mailbox_post(&n->mb, it);
 		}

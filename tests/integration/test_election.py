@@ -51,14 +51,22 @@ def test_one_leader_elected():
             m = by_name.get(nd.name)
             assert m is not None, ("member missing", nd.name, s.members)
             assert m.peer_address == nd.peer_addr, (m, nd.peer_addr)
-            # A node learns other members' client addresses from their peer streams, so one
-            # it has not heard from may be blank; itself and the leader must be right.
+            # Itself and the leader are right at once; the others' client addresses arrive
+            # with their peer streams (checked below, with a bound).
             if nd is n or nd is L:
                 assert m.client_address == nd.client_addr, (n.name, m, nd.client_addr)
             else:
                 assert m.client_address in ("", nd.client_addr), (n.name, m, nd.client_addr)
             assert not m.is_learner
     assert len(ids) == 3, "node ids are not distinct: %s" % ids
+
+    # Every member learns every other member's client address (each opens its stream to
+    # every peer at start, even followers that exchange no Raft messages).
+    want = {nd.name: nd.client_addr for nd in c.nodes}
+
+    def all_known():
+        return all({m.name: m.client_address for m in n.status().members} == want for n in c.nodes)
+    h.until(all_known, 5, "every member knows every client address")
     for n, s in sts.items():
         assert {m.id for m in s.members} == ids, (n.name, s.members)
     # MemberList agrees with Status
