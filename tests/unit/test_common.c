@@ -1,5 +1,6 @@
-/* Unit tests of common/: the seeded PRNG and the big-endian helpers. */
+/* Unit tests of common/: the seeded PRNG, the big-endian helpers and logging. */
 #include "common/byteorder.h"
+#include "common/log.h"
 #include "common/prng.h"
 #include "cunit_main.h"
 
@@ -9,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Draws per statistical test. Fixed seeds make every outcome reproducible, so the loose
  * bounds below can never flake: they only guard against a generator that is badly broken. */
@@ -261,11 +263,64 @@ static CU_TestInfo byteorder_tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
+/* Run log_msg with stderr redirected into a temporary file; return what it wrote. */
+static void capture_log(enum log_level l, const char *msg, char *out, size_t cap)
+{
+	fflush(stderr);
+	FILE *tmp = tmpfile();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(tmp);
+	int saved = dup(2);
+	dup2(fileno(tmp), 2);
+	log_msg(l, "%s", msg);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(tmp);
+	size_t n = fread(out, 1, cap - 1, tmp);
+	out[n] = '\0';
+	fclose(tmp);
+}
+
+static void test_log_json_lines(void)
+{
+	char line[512];
+	log_setup(LOG_INFO, true, "n\"1");
+	capture_log(LOG_WARN, "say \"hi\"\n\tback\\slash", line, sizeof(line));
+	CU_ASSERT_EQUAL(strncmp(line, "{\"ts\":\"", 7), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(line, "\"level\":\"warn\",\"node\":\"n\\\"1\""));
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(line, "\"msg\":\"say \\\"hi\\\"\\u000a\\u0009back\\\\slash\"}\n"));
+	CU_ASSERT_EQUAL(strchr(line, '\n'), line + strlen(line) - 1); /* one line, newline-ended */
+	/* Below the threshold nothing is written. */
+	capture_log(LOG_DEBUG, "hidden", line, sizeof(line));
+	CU_ASSERT_STRING_EQUAL(line, "");
+	CU_ASSERT_FALSE(log_enabled(LOG_DEBUG));
+}
+
+static void test_log_text_and_levels(void)
+{
+	char line[512];
+	log_setup(LOG_DEBUG, false, "n2");
+	capture_log(LOG_DEBUG, "plain", line, sizeof(line));
+	CU_ASSERT_PTR_NOT_NULL(strstr(line, "Z debug n2: plain\n"));
+	CU_ASSERT_EQUAL(log_level_parse("warn"), LOG_WARN);
+	CU_ASSERT_EQUAL(log_level_parse("error"), LOG_ERROR);
+	CU_ASSERT_EQUAL(log_level_parse("loud"), -1);
+	log_setup(LOG_INFO, false, NULL);
+}
+
+static CU_TestInfo log_tests[] = {
+	{"JSON lines: escaped, one object per line, threshold", test_log_json_lines},
+	{"text format and level names", test_log_text_and_levels},
+	CU_TEST_INFO_NULL,
+};
+
 int main(void)
 {
 	CU_SuiteInfo suites[] = {
 		{"prng", NULL, NULL, setup, teardown, prng_tests},
 		{"byteorder", NULL, NULL, setup, teardown, byteorder_tests},
+		{"log", NULL, NULL, NULL, NULL, log_tests},
 		CU_SUITE_INFO_NULL,
 	};
 	return cunit_main(suites);
