@@ -2,37 +2,17 @@
  * so parsing, --help and the README's reference cannot drift apart. */
 #include "server/node/config.h"
 
+#include "common/flags.h"
 #include "common/log.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum opt_type { OPT_STR, OPT_U64 };
+#define STR(field, flag, env, def, help) FLAG_STR(struct node_config, field, flag, env, def, help)
+#define U64(field, flag, env, def, help) FLAG_U64(struct node_config, field, flag, env, def, help)
 
-struct opt {
-	const char *flag; /* without the leading "--" */
-	const char *env;
-	enum opt_type type;
-	size_t offset;
-	size_t size; /* OPT_STR: capacity */
-	const char *def;
-	const char *help;
-};
-
-#define STR(field, flag, env, def, help)                                    \
-	{                                                                   \
-		flag, env, OPT_STR, offsetof(struct node_config, field),    \
-			sizeof(((struct node_config *)0)->field), def, help \
-	}
-#define U64(field, flag, env, def, help)                                                        \
-	{                                                                                       \
-		flag, env, OPT_U64, offsetof(struct node_config, field), sizeof(uint64_t), def, \
-			help                                                                    \
-	}
-
-static const struct opt opts[] = {
+static const struct flag_spec opts[] = {
 	STR(name, "name", "RAFTKV_NAME", "", "member name, unique in the cluster (required)"),
 	STR(data_dir, "data-dir", "RAFTKV_DATA_DIR", "",
 	    "data directory (required; created if missing)"),
@@ -73,45 +53,6 @@ static const struct opt opts[] = {
 	    "text or json (one object per line)"),
 };
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
-
-static void usage(void)
-{
-	printf("usage: raftnode [flags]\n\n"
-	       "One replica of a raftkv cluster. Every flag may instead be given by its "
-	       "environment\n"
-	       "variable; a flag wins over the variable.\n\n");
-	for (size_t i = 0; i < N_OPTS; i++) {
-		printf("  --%-22s %s\n  %-24s env %s", opts[i].flag, opts[i].help, "", opts[i].env);
-		if (opts[i].def[0] != '\0')
-			printf(", default %s", opts[i].def);
-		printf("\n");
-	}
-	printf("  --%-22s print this help\n", "help");
-}
-
-static int set_opt(struct node_config *c, const struct opt *o, const char *v, char *err,
-		   size_t errlen)
-{
-	char *dst = (char *)c + o->offset;
-	if (o->type == OPT_STR) {
-		if (strlen(v) >= o->size) {
-			snprintf(err, errlen, "--%s: longer than %zu bytes", o->flag, o->size - 1);
-			return -1;
-		}
-		memcpy(dst, v, strlen(v) + 1);
-		return 0;
-	}
-	char *end;
-	errno = 0;
-	unsigned long long n = strtoull(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || v[0] == '-') {
-		snprintf(err, errlen, "--%s: \"%s\" is not a non-negative integer", o->flag, v);
-		return -1;
-	}
-	uint64_t u = n;
-	memcpy(dst, &u, sizeof(u));
-	return 0;
-}
 
 raft_id config_name_id(const char *name)
 {
@@ -256,48 +197,13 @@ static int validate(struct node_config *c, char *err, size_t errlen)
 int config_parse(struct node_config *c, int argc, char **argv, char *err, size_t errlen)
 {
 	memset(c, 0, sizeof(*c));
-	bool given[N_OPTS] = {false};
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			usage();
-			return 1;
-		}
-		if (strncmp(a, "--", 2) != 0) {
-			snprintf(err, errlen, "unexpected argument \"%s\" (see --help)", a);
-			return -1;
-		}
-		const char *name = a + 2, *val = strchr(name, '=');
-		size_t nlen = val != NULL ? (size_t)(val - name) : strlen(name);
-		size_t k = 0;
-		while (k < N_OPTS &&
-		       !(strlen(opts[k].flag) == nlen && strncmp(opts[k].flag, name, nlen) == 0))
-			k++;
-		if (k == N_OPTS) {
-			snprintf(err, errlen, "unknown flag \"%s\" (see --help)", a);
-			return -1;
-		}
-		if (val != NULL) {
-			val++;
-		} else if (i + 1 < argc) {
-			val = argv[++i];
-		} else {
-			snprintf(err, errlen, "--%s needs a value", opts[k].flag);
-			return -1;
-		}
-		if (set_opt(c, &opts[k], val, err, errlen) != 0)
-			return -1;
-		given[k] = true;
-	}
-	for (size_t k = 0; k < N_OPTS; k++) {
-		if (given[k])
-			continue;
-		const char *v = getenv(opts[k].env);
-		if (v == NULL)
-			v = opts[k].def;
-		if ((opts[k].type == OPT_STR || v[0] != '\0') &&
-		    set_opt(c, &opts[k], v, err, errlen) != 0)
-			return -1;
-	}
+	int rv = flags_parse(
+		opts, N_OPTS, c, argc, argv,
+		"usage: raftnode [flags]\n\n"
+		"One replica of a raftkv cluster. Every flag may instead be given by its\n"
+		"environment variable; a flag wins over the variable.\n",
+		err, errlen);
+	if (rv != 0)
+		return rv;
 	return validate(c, err, errlen);
 }
