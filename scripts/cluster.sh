@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A local raftkv cluster on loopback: 3 raftnodes (the gateway joins with issue 5).
+# A local raftkv cluster on loopback: 3 raftnodes and a kvgateway in front of them.
 #
 #   scripts/cluster.sh [start]   install dependencies and build if needed, start the cluster in
 #                                the foreground, print the endpoints; Ctrl-C stops it cleanly
@@ -7,17 +7,29 @@
 #   scripts/cluster.sh status    show which members run
 #
 # Data lives in $RAFTKV_CLUSTER_DIR (default: .cluster/ in the repository) and survives
-# restarts: running `start` again continues with the same data. Ports: 127.0.0.1:7101-7103
-# (override the first with RAFTKV_CLUSTER_PORT). Logs: <dir>/n<i>.log.
+# restarts: running `start` again continues with the same data. Ports: the gateway on
+# 127.0.0.1:7100, raftnodes on 7101-7103 (RAFTKV_CLUSTER_PORT moves the base, 7100). Logs:
+# <dir>/n<i>.log and <dir>/ngw.log (the gateway).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${RAFTKV_CLUSTER_DIR:-$ROOT/.cluster}
-PORT=${RAFTKV_CLUSTER_PORT:-7101}
+BASE=${RAFTKV_CLUSTER_PORT:-7100}
+PORT=$((BASE + 1))
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 NODES=3
 
 addr() { echo "127.0.0.1:$((PORT + $1 - 1))"; }
+
+gateway_addr() { echo "127.0.0.1:$BASE"; }
+
+raftnodes() {
+	local m="" i
+	for i in $(seq 1 $NODES); do
+		m+="${m:+,}$(addr "$i")"
+	done
+	echo "$m"
+}
 
 members() {
 	local m="" i
@@ -27,18 +39,18 @@ members() {
 	echo "$m"
 }
 
-running_pid() { # prints the pid of member $1 if it runs
+running_pid() { # prints the pid of member $1 (or of the gateway, "gw") if it runs
 	local f="$DIR/n$1.pid"
 	[ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"
 }
 
 stop_all() {
 	local i pid
-	for i in $(seq 1 $NODES); do
+	for i in gw $(seq 1 $NODES); do
 		pid=$(running_pid "$i" || true)
 		[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
 	done
-	for i in $(seq 1 $NODES); do
+	for i in gw $(seq 1 $NODES); do
 		pid=$(running_pid "$i" || true)
 		[ -z "$pid" ] && continue
 		for _ in $(seq 1 100); do # at most 10 s: a leader hands over first
@@ -60,6 +72,7 @@ stop)
 	exit 0
 	;;
 status)
+	if pid=$(running_pid gw); then echo "gateway $(gateway_addr) running (pid $pid)"; else echo "gateway $(gateway_addr) stopped"; fi
 	for i in $(seq 1 $NODES); do
 		if pid=$(running_pid "$i"); then echo "n$i $(addr "$i") running (pid $pid)"; else echo "n$i $(addr "$i") stopped"; fi
 	done
@@ -72,7 +85,7 @@ start) ;;
 	;;
 esac
 
-for i in $(seq 1 $NODES); do
+for i in gw $(seq 1 $NODES); do
 	if pid=$(running_pid "$i"); then
 		echo "cluster: n$i already runs (pid $pid); use '$0 stop' first" >&2
 		exit 1
@@ -81,8 +94,10 @@ done
 
 "$ROOT/scripts/install-deps.sh"
 cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target raftnode >/dev/null
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target raftnode kvgateway kvctl >/dev/null
 RAFTNODE="$BUILD_DIR/server/node/raftnode"
+KVGATEWAY="$BUILD_DIR/server/gateway/kvgateway"
+KVCTL="$BUILD_DIR/client/kvctl"
 
 mkdir -p "$DIR"
 rm -f "$DIR/.stopping"
@@ -92,20 +107,23 @@ for i in $(seq 1 $NODES); do
 		>>"$DIR/n$i.log" 2>&1 &
 	echo $! >"$DIR/n$i.pid"
 done
+"$KVGATEWAY" --listen "$(gateway_addr)" --raftnodes "$(raftnodes)" >>"$DIR/ngw.log" 2>&1 &
+echo $! >"$DIR/ngw.pid"
 
 cat <<EOF
-cluster: 3 raftnodes on $(addr 1), $(addr 2), $(addr 3); data and logs in $DIR
-Try (grpcurl: go install github.com/fullstorydev/grpcurl/cmd/grpcurl@latest):
-  grpcurl -plaintext $(addr 1) list
-  grpcurl -plaintext $(addr 1) raftkv.v1.Cluster/Status
-  grpcurl -plaintext -d '{"key":"aGVsbG8=","value":"d29ybGQ="}' <leader address> raftkv.v1.KV/Put
-Writes go to the leader (Status says which); other members answer UNAVAILABLE with the
-leader in the raftkv-leader trailer. Ctrl-C stops the cluster (or: $0 stop).
+cluster: kvgateway on $(gateway_addr); raftnodes on $(raftnodes); data and logs in $DIR
+Try:
+  $KVCTL --endpoints $(gateway_addr) put hello world
+  $KVCTL --endpoints $(gateway_addr) get hello
+  $KVCTL --endpoints $(gateway_addr) status
+  grpcurl -plaintext $(gateway_addr) list        # scripts/install-grpcurl.sh installs grpcurl
+  grpcurl -plaintext -d '{"key":"aGVsbG8="}' $(gateway_addr) raftkv.v1.KV/Get
+Ctrl-C stops the cluster (or: $0 stop).
 EOF
 
 # Stay in the foreground until a member exits or we are told to stop.
 while :; do
-	for i in $(seq 1 $NODES); do
+	for i in gw $(seq 1 $NODES); do
 		if ! running_pid "$i" >/dev/null; then
 			if [ -f "$DIR/.stopping" ]; then
 				echo "cluster: stopped"

@@ -847,7 +847,7 @@ struct tp_server *tp_server_new(struct tp_loop *l, const struct tp_server_option
 	}
 
 	size_t max_recv = o->max_recv_bytes ? o->max_recv_bytes : 4u << 20;
-	grpc_arg args[4];
+	grpc_arg args[6];
 	args[0] = (grpc_arg){.type = GRPC_ARG_INTEGER,
 			     .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
 			     .value.integer = max_recv > INT_MAX ? INT_MAX : (int)max_recv};
@@ -862,7 +862,16 @@ struct tp_server *tp_server_new(struct tp_loop *l, const struct tp_server_option
 	args[3] = (grpc_arg){.type = GRPC_ARG_INTEGER,
 			     .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
 			     .value.integer = 1000};
-	grpc_channel_args ch_args = {.num_args = 4, .args = args};
+	size_t n_args = 4;
+	if (o->max_connection_age_ms > 0) {
+		args[n_args++] = (grpc_arg){.type = GRPC_ARG_INTEGER,
+					    .key = GRPC_ARG_MAX_CONNECTION_AGE_MS,
+					    .value.integer = o->max_connection_age_ms};
+		args[n_args++] = (grpc_arg){.type = GRPC_ARG_INTEGER,
+					    .key = GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+					    .value.integer = 10000};
+	}
+	grpc_channel_args ch_args = {.num_args = n_args, .args = args};
 	s->server = grpc_server_create(&ch_args, NULL);
 	if (s->server == NULL)
 		goto err_nomem;

@@ -83,6 +83,9 @@ struct tp_server_options {
 	 * describing every service served. NULL: no reflection. Must outlive the server. */
 	const void *descriptor_set;
 	size_t descriptor_set_len;
+	/* Close each client connection (GOAWAY, after a 10 s grace for its calls) once it is
+	 * this old, so clients re-resolve and spread over replicas. 0: never. */
+	int max_connection_age_ms;
 };
 
 /* Start serving on `l`. Calls to unknown paths get UNIMPLEMENTED. `grpc.health.v1.Health`
