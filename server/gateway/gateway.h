@@ -73,8 +73,8 @@ struct gateway {
 	char leader[GW_ADDR_MAX]; /* "" when unknown */
 	size_t rr;                /* round robin over endpoints */
 	struct gw_fwd *waiting;   /* retries due later, sorted by due time */
-	bool stopping;
-	bool health; /* what was last reported */
+	atomic_bool stopping;     /* also read without the lock by the loop thread */
+	bool health;              /* what was last reported */
 	int64_t next_probe_ms;
 
 	atomic_long inflight; /* forwards not yet answered */

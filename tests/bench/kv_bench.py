@@ -3,7 +3,8 @@
 
 Starts a 3-node raftnode cluster on loopback (the integration-test harness,
 tests/integration/cluster.py), then runs loadgen's closed-loop `put` mode and its
-linearizable `range` (get) mode at each concurrency, sending straight to the leader, and prints
+linearizable `range` (get) mode at each concurrency, sending straight to the leader (or, with
+--via-gateway, everything through a kvgateway started next to the cluster), and prints
 loadgen's own output: one JSON object per run on stdout, its human line on stderr.
 
 loadgen.py is imported, never copied: --loadgen-dir (or RAFTKV_LOADGEN_DIR, default
@@ -14,6 +15,7 @@ raftkv.v1.KV with stubs generated at run time) and then calls loadgen.main() per
     /usr/bin/python3 tests/bench/kv_bench.py --raftnode build/server/node/raftnode \\
         --concurrency 1,16,64,256 --modes put,get --duration-s 10 --key-space 100000
     /usr/bin/python3 tests/bench/kv_bench.py --endpoint 127.0.0.1:7102   # an existing leader
+    /usr/bin/python3 tests/bench/kv_bench.py --via-gateway                # 3 raftnodes + kvgateway
 
 Build raftnode without sanitizers for figures (RelWithDebInfo, the default build type).
 """
@@ -142,7 +144,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--raftnode", default=None, help="binary (default: $RAFTNODE, else the newest build*/server/node/raftnode)")
     ap.add_argument("--loadgen-dir", default=LOADGEN_DIR, help="directory holding loadgen.py (env RAFTKV_LOADGEN_DIR)")
-    ap.add_argument("--endpoint", default="", help="use this running leader instead of starting a cluster")
+    ap.add_argument("--endpoint", default="", help="use this running leader (or gateway) instead of starting a cluster")
+    ap.add_argument("--via-gateway", action="store_true",
+                    help="start a kvgateway next to the cluster and send everything (populate too) through it")
+    ap.add_argument("--kvgateway", default=None, help="gateway binary (default: $KVGATEWAY, else the newest "
+                    "build*/server/gateway/kvgateway)")
+    ap.add_argument("--gw-flag", action="append", default=[], metavar="NAME=VALUE",
+                    help="extra kvgateway flag, e.g. --gw-flag probe-interval-ms=200 (repeatable; "
+                    "default: the gateway's own defaults)")
     ap.add_argument("--concurrency", default="1,16,64,256")
     ap.add_argument("--modes", default="put,get", help="put and/or get (loadgen's linearizable range mode)")
     ap.add_argument("--duration-s", type=float, default=10)
@@ -159,6 +168,10 @@ def main():
     a = ap.parse_args()
     if a.raftnode:
         os.environ["RAFTNODE"] = os.path.abspath(a.raftnode)
+    if a.kvgateway:
+        os.environ["KVGATEWAY"] = os.path.abspath(a.kvgateway)
+    if a.via_gateway and a.endpoint:
+        raise SystemExit("--via-gateway starts its own cluster and gateway: not with --endpoint")
     concs = [int(x) for x in a.concurrency.split(",") if x]
     modes = [m for m in a.modes.split(",") if m]
     for m in modes:
@@ -182,10 +195,25 @@ def main():
                 with open(pf, "w") as f:
                     f.write("%d\n" % n.proc.pid)  # setpriv execs raftnode: same pid
                 pidfiles.append(pf)
+            if a.via_gateway:
+                gbin = h.kvgateway_path()
+                print("kvgateway: %s%s" % (gbin, "  (WARNING: sanitizer build, figures are not representative)"
+                                           if is_sanitized(gbin) else ""), file=sys.stderr)
+                g = h.Gateway(c, flags=dict(kv.split("=", 1) for kv in a.gw_flag), harness_defaults=False)
+                g.start(serving=True, timeout=30)
+                pf = os.path.join(c.dir, "pids", "gateway.pid")
+                with open(pf, "w") as f:
+                    f.write("%d\n" % g.proc.pid)
+                pidfiles.append(pf)
 
-            def endpoint_fn():
-                L = c.wait_leader(timeout=15)
-                return L.client_addr
+                def endpoint_fn():
+                    c.wait_leader(timeout=15)
+                    g.wait_serving(timeout=15)
+                    return g.addr
+            else:
+                def endpoint_fn():
+                    L = c.wait_leader(timeout=15)
+                    return L.client_addr
         common = ["--backend", "raftkv", "--duration-s", str(a.duration_s), "--warmup-s", str(a.warmup_s),
                   "--key-size", str(a.key_size), "--val-size", str(a.val_size), "--key-space", str(a.key_space),
                   "--procs", str(a.procs), "--quiet-pct", str(a.quiet_pct), "--seed", str(a.seed),

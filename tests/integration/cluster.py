@@ -6,8 +6,10 @@ Needs only Debian's python3-grpcio / python3-protobuf, protoc and grpc_python_pl
 /usr/bin/python3.
 
 Environment:
-  RAFTNODE               path of the raftnode binary (default: the first of
-                         <repo>/build*/server/node/raftnode that exists)
+  RAFTNODE               path of the raftnode binary (default: the newest
+                         <repo>/build*/server/node/raftnode)
+  KVGATEWAY              path of the kvgateway binary (default: the newest
+                         <repo>/build*/server/gateway/kvgateway); used by Gateway only
   RAFTKV_PROTOS          the protos/ directory (default <repo>/protos)
   RAFTKV_IT_SEED         seed for every random choice of a test module (printed at start)
   RAFTKV_IT_TIME_SCALE   multiply every harness deadline (default 1; e.g. 3 under valgrind)
@@ -15,7 +17,10 @@ Environment:
   RAFTKV_IT_LOG_LINES    lines of each node's log printed on a failure (default 40)
   RAFTKV_IT_TMPDIR       where temporary directories go (default $TMPDIR or /tmp)
 
-Cleanup: raftnodes are started with a parent-death signal (SIGKILL), so they die with the
+Gateways: Gateway(cluster) (or cluster.gateway()) runs a kvgateway in front of a cluster's
+client addresses, with its own log in the cluster's directory; run() stops it like the nodes.
+
+Cleanup: raftnodes and gateways are started with a parent-death signal (SIGKILL), so they die with the
 test process even when that is SIGKILLed (ctest timeout); an atexit hook and SIGTERM/SIGINT
 handlers kill whatever is left otherwise.
 """
@@ -131,6 +136,21 @@ def raftnode_path():
                      "and/or set RAFTNODE=<path>")
 
 
+def kvgateway_path():
+    """$KVGATEWAY, else the newest <repo>/build*/server/gateway/kvgateway."""
+    p = os.environ.get("KVGATEWAY", "")
+    if p:
+        if not os.access(p, os.X_OK):
+            raise SystemExit("KVGATEWAY=%s is not an executable file" % p)
+        return p
+    found = [c for c in glob.glob(os.path.join(REPO, "build*", "server", "gateway", "kvgateway"))
+             if os.access(c, os.X_OK)]
+    if found:
+        return max(found, key=os.path.getmtime)
+    raise SystemExit("kvgateway not found: build it (cmake --build <build> --target kvgateway) "
+                     "and/or set KVGATEWAY=<path>")
+
+
 _tmp_dirs = []
 _stubs = None
 
@@ -232,14 +252,40 @@ def free_ports(n):
     return ports
 
 
+def free_port_block(n):
+    """The first of n consecutive free loopback TCP ports (for scripts that number their
+    ports from a base, like scripts/cluster.sh); never handed out twice by this process."""
+    sysrng = random.SystemRandom()
+    for _ in range(500):
+        base = sysrng.randrange(20000, 32700 - n)
+        block = range(base, base + n)
+        if any(p in _given_ports for p in block):
+            continue
+        socks = []
+        try:
+            for p in block:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        _given_ports.update(block)
+        return base
+    raise RuntimeError("no block of %d free ports found" % n)
+
+
 # ------------------------------------------------------------------------- processes
 _all_nodes = []
+_all_gateways = []
 _clusters = []
 _cleanup_installed = False
 
 
 def _kill_everything():
-    for nd in _all_nodes:
+    for nd in _all_gateways + _all_nodes:
         p = nd.proc
         if p is not None and p.poll() is None:
             try:
@@ -452,6 +498,230 @@ class Node:
         return [l for l in self.log_text().splitlines() if any(m in l for m in BAD_LOG_MARKERS)]
 
 
+class Gateway:
+    """One kvgateway process in front of raftnode client addresses (restartable, same port).
+
+    cluster: a Cluster whose nodes' client addresses make --raftnodes (and whose directory
+    holds the log), or None with `raftnodes` (a list or comma-separated string).
+    flags: extra kvgateway flags, e.g. {"probe-interval-ms": 100, "default-timeout-ms": 2000},
+    on top of DEFAULT_FLAGS (faster probes for tests) unless harness_defaults=False (the
+    gateway's own defaults, for benchmarks).
+    """
+
+    DEFAULT_FLAGS = {"probe-interval-ms": 100}
+
+    def __init__(self, cluster=None, raftnodes=None, flags=None, env=None, binary=None,
+                 name="gw", port=None, directory=None, harness_defaults=True):
+        self.binary = binary or kvgateway_path()
+        self.cluster = cluster
+        self.name = name
+        if raftnodes is None:
+            if cluster is None:
+                raise ValueError("Gateway needs a cluster or raftnodes")
+            raftnodes = [n.client_addr for n in cluster.nodes]
+        self.raftnodes = raftnodes if isinstance(raftnodes, str) else ",".join(raftnodes)
+        self.flags = dict(self.DEFAULT_FLAGS) if harness_defaults else {}
+        self.flags.update(flags or {})
+        self.env = dict(env or {})
+        self.port = port or free_ports(1)[0]
+        self.addr = "127.0.0.1:%d" % self.port
+        self.dir = directory or (cluster.dir if cluster is not None else _mkdtemp("raftkv-gw-"))
+        self.log_path = os.path.join(self.dir, name + ".log")
+        self.proc = None
+        self.starts = 0
+        self.expected_exit = False
+        self.extra_args = []
+        self._chans = {}
+        if cluster is not None:
+            cluster.gateways.append(self)
+        _all_gateways.append(self)
+        _install_cleanup()
+
+    def __repr__(self):
+        return "<gateway %s %s pid=%s>" % (self.name, self.addr, self.proc.pid if self.proc else None)
+
+    def args(self):
+        a = [self.binary, "--listen", self.addr, "--raftnodes", self.raftnodes]
+        for k, v in self.flags.items():
+            a += ["--" + k.replace("_", "-"), str(v)]
+        return a + self.extra_args
+
+    def start(self, wait=True, serving=False, timeout=20):
+        """Start; wait (bounded) until it answers health (and, with serving=True, until it
+        says SERVING)."""
+        assert not self.alive(), "%s already running" % self.name
+        self.close_channels()
+        self.starts += 1
+        self.expected_exit = False
+        args = self.args()
+        with open(self.log_path, "ab") as f:
+            f.write(("==== harness: start #%d at %.3f: %s\n" %
+                     (self.starts, time.time(), " ".join(args))).encode())
+        logf = open(self.log_path, "ab")
+        env = dict(os.environ)
+        env.update(self.env)
+        if _SETPRIV:
+            cmd, pre = [_SETPRIV, "--pdeathsig", "KILL", "--"] + args, None
+        else:
+            cmd, pre = args, _pdeathsig
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf,
+                                         stderr=subprocess.STDOUT, env=env, preexec_fn=pre)
+        finally:
+            logf.close()
+        log("started gateway %s on %s -> %s (pid %d)" % (self.name, self.addr, self.raftnodes, self.proc.pid))
+        if serving:
+            self.wait_serving(timeout)
+        elif wait:
+            self.wait_ready(timeout)
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def _check_alive(self):
+        if not self.alive():
+            raise Fatal("gateway %s exited with status %s:\n%s" % (
+                self.name, self.proc.returncode if self.proc else None, self.log_tail()))
+
+    def health_status(self, service="", timeout=1.0):
+        """The Health.Check status name ("SERVING", "NOT_SERVING", ...); raises RpcError."""
+        H = stubs().health
+        r = self.health().Check(H.HealthCheckRequest(service=service), timeout=scaled(timeout))
+        return H.HealthCheckResponse.ServingStatus.Name(r.status)
+
+    def wait_ready(self, timeout=20):
+        """Bounded poll until the gateway answers Health.Check (any status)."""
+        def ready():
+            self._check_alive()
+            return self.health_status("", timeout=1)
+        return until(ready, timeout, "gateway %s to answer Health.Check" % self.name, interval=0.05)
+
+    def wait_health(self, want, timeout=20, services=("", "raftkv.v1.KV")):
+        """Bounded poll until Health.Check says `want` for every service in `services`."""
+        def check():
+            self._check_alive()
+            got = [self.health_status(s, timeout=1) for s in services]
+            return all(g == want for g in got) or AssertionError("health %s" % got)
+        try:
+            return until(check, timeout, "gateway %s health %s" % (self.name, want), interval=0.05)
+        except Timeout as e:
+            raise Timeout("%s\n%s" % (e, self.log_tail(15))) from None
+
+    def wait_serving(self, timeout=20):
+        return self.wait_health("SERVING", timeout)
+
+    def kill(self):
+        """SIGKILL and reap."""
+        self.expected_exit = True
+        self.close_channels()
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(scaled(10))
+
+    def terminate(self, timeout=15):
+        """SIGTERM; bounded wait; the exit status (None if it had to be SIGKILLed)."""
+        self.expected_exit = True
+        if not self.alive():
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(scaled(timeout))
+        except subprocess.TimeoutExpired:
+            log("gateway %s did not exit within %.1fs of SIGTERM: SIGKILL" % (self.name, scaled(timeout)))
+            self.proc.kill()
+            self.proc.wait(scaled(10))
+            rc = None
+        self.close_channels()
+        return rc
+
+    def restart(self, **kw):
+        if self.alive():
+            self.kill()
+        return self.start(**kw)
+
+    def stop(self, timeout=15):
+        """SIGTERM if running; a list of problems (unexpected death, non-zero exit, sanitizer
+        reports in the log)."""
+        problems = []
+        if self.proc is not None and not self.alive() and not self.expected_exit:
+            problems.append("gateway %s died unexpectedly (exit status %s)" % (self.name, self.proc.returncode))
+        if self.alive():
+            rc = self.terminate(timeout)
+            if rc != 0:
+                problems.append("gateway %s: exit status %s after SIGTERM (expected 0)" % (self.name, rc))
+        self.expected_exit = True
+        bad = self.bad_log_lines()
+        if bad:
+            problems.append("gateway %s log has sanitizer/crash reports: %s" % (self.name, bad[:3]))
+        return problems
+
+    # -- gRPC (channels are closed when the process is killed or restarted)
+    def channel(self):
+        import grpc
+        ch = self._chans.get(self.addr)
+        if ch is None:
+            ch = grpc.insecure_channel(self.addr, options=CHANNEL_OPTIONS)
+            self._chans[self.addr] = ch
+        return ch
+
+    def new_channel(self):
+        """A channel of its own (not cached): one TCP connection per client thread."""
+        import grpc
+        self._nchan = getattr(self, "_nchan", 0) + 1
+        return grpc.insecure_channel(self.addr, options=CHANNEL_OPTIONS + [("grpc.channel_id", self._nchan)])
+
+    def close_channels(self):
+        for ch in self._chans.values():
+            try:
+                ch.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self._chans = {}
+
+    def kv(self):
+        return stubs().kv_grpc.KVStub(self.channel())
+
+    def cl(self):
+        return stubs().cl_grpc.ClusterStub(self.channel())
+
+    def health(self):
+        return stubs().health_grpc.HealthStub(self.channel())
+
+    # -- logs
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, n=None):
+        lines = self.log_text().splitlines()
+        return "\n".join(lines[-(n or LOG_LINES):])
+
+    def bad_log_lines(self):
+        return [l for l in self.log_text().splitlines() if any(m in l for m in BAD_LOG_MARKERS)]
+
+    def dump_log(self, n=None):
+        state = "running" if self.alive() else ("exit %s" % (self.proc.returncode if self.proc else "-"))
+        print("----- gateway %s (%s, %s) log tail: %s" % (self.name, state, self.addr, self.log_path),
+              file=sys.stderr)
+        print(self.log_tail(n), file=sys.stderr)
+        sys.stderr.flush()
+
+
+def stop_gateways():
+    """Stop every gateway this process started without a cluster; a list of problems
+    (Cluster.stop() stops its own)."""
+    problems = []
+    for g in _all_gateways:
+        if g.cluster is None:
+            problems += g.stop()
+    return problems
+
+
 class Cluster:
     """N raftnodes n1..nN on free loopback ports, each with its own temp data dir.
 
@@ -468,6 +738,7 @@ class Cluster:
         self.env = dict(env or {})
         self.label = label
         self._chans = {}
+        self.gateways = []
         self.dir = _mkdtemp("raftkv-it-%s-" % label)
         ports = free_ports(2 * n if listen_client else n)
         self.nodes = []
@@ -496,6 +767,14 @@ class Cluster:
 
     def alive(self):
         return [n for n in self.nodes if n.alive()]
+
+    def gateway(self, flags=None, start=True, serving=True, timeout=20, **kw):
+        """A kvgateway in front of this cluster's client addresses (started, and by default
+        waited for until its health is SERVING)."""
+        g = Gateway(self, flags=flags, name=kw.pop("name", "gw%d" % (len(self.gateways) + 1)), **kw)
+        if start:
+            g.start(serving=serving, timeout=timeout)
+        return g
 
     def revive(self):
         """Start every node that is not running (a test that failed half-way may have left
@@ -610,8 +889,11 @@ class Cluster:
     # -- shutdown
     def stop(self, timeout=20):
         """SIGTERM every running node at once, wait (bounded); return a list of problems:
-        non-zero exits, unexpected deaths, sanitizer reports in the logs."""
+        non-zero exits, unexpected deaths, sanitizer reports in the logs. Gateways in front
+        of the cluster are stopped first."""
         problems = []
+        for g in self.gateways:
+            problems += g.stop()
         for n in self.nodes:
             if n.proc is not None and not n.alive() and not n.expected_exit:
                 problems.append("%s died unexpectedly (exit status %s)" % (n.name, n.proc.returncode))
@@ -636,6 +918,8 @@ class Cluster:
             print("----- %s/%s (%s, %s) log tail: %s" % (self.label, nd.name, state, nd.client_addr, nd.log_path),
                   file=sys.stderr)
             print(nd.log_tail(n), file=sys.stderr)
+        for g in self.gateways:
+            g.dump_log(n)
         sys.stderr.flush()
 
 
@@ -707,6 +991,13 @@ def run(tests, argv=None):
             failures.append(name)
             for c in _clusters:
                 c.dump_logs()
+            for g in _all_gateways:
+                if g.cluster is None:
+                    g.dump_log()
+    problems = stop_gateways()
+    if problems:
+        failures.append("shutdown of gateways")
+        print("gateway shutdown problems:\n  %s" % "\n  ".join(problems), file=sys.stderr)
     for c in _clusters:
         problems = c.stop()
         if problems:
@@ -715,9 +1006,10 @@ def run(tests, argv=None):
             c.dump_logs()
     _kill_everything()
     if failures and not KEEP:
-        print("kept for inspection: %s" % " ".join(c.dir for c in _clusters), file=sys.stderr)
+        print("kept for inspection: %s" % " ".join([c.dir for c in _clusters] + [
+            g.dir for g in _all_gateways if g.cluster is None]), file=sys.stderr)
     if not KEEP:
-        keep = {c.dir for c in _clusters} if failures else set()
+        keep = {c.dir for c in _clusters} | {g.dir for g in _all_gateways} if failures else set()
         for d in _tmp_dirs:
             if d not in keep:
                 shutil.rmtree(d, ignore_errors=True)

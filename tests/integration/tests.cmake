@@ -1,7 +1,8 @@
 # Integration tests: real raftnode processes on loopback, driven from Python (python3-grpcio).
 # One ctest test per tests/integration/test_*.py module, label "integration". Each module
 # starts its own cluster(s) on random free ports, so they run in parallel (ctest -j2).
-# Included from tests/CMakeLists.txt; see docs/testing.md.
+# Included from tests/CMakeLists.txt; see docs/testing.md. KVGATEWAY is set when the kvgateway
+# target exists (a generator expression: the target may be defined after this file).
 if(TARGET raftnode)
   set(RAFTKV_PYTHON3 /usr/bin/python3 CACHE FILEPATH
       "Interpreter for the integration tests (Debian's python3-grpcio is only on /usr/bin/python3)")
@@ -13,6 +14,10 @@ if(TARGET raftnode)
     set_tests_properties(integration_${short} PROPERTIES
       LABELS integration
       TIMEOUT 240
-      ENVIRONMENT "RAFTNODE=$<TARGET_FILE:raftnode>;RAFTKV_PROTOS=${PROJECT_SOURCE_DIR}/protos;PYTHONDONTWRITEBYTECODE=1;PYTHONUNBUFFERED=1")
+      ENVIRONMENT "RAFTNODE=$<TARGET_FILE:raftnode>;$<$<TARGET_EXISTS:kvgateway>:KVGATEWAY=$<TARGET_FILE:kvgateway>>;RAFTKV_PROTOS=${PROJECT_SOURCE_DIR}/protos;PYTHONDONTWRITEBYTECODE=1;PYTHONUNBUFFERED=1")
   endforeach()
+  # The README's first command builds build/ (RelWithDebInfo) before it starts anything.
+  if(TEST integration_quickstart)
+    set_tests_properties(integration_quickstart PROPERTIES TIMEOUT 900)
+  endif()
 endif()
