@@ -15,7 +15,7 @@ static const struct flag_spec opts[] = {
 	    "raftnode client addresses host:port,...; a name resolving to several addresses (a "
 	    "headless Service) counts as several (required)"),
 	U64(default_timeout_ms, "default-timeout-ms", "RAFTKV_DEFAULT_TIMEOUT_MS", "5000",
-	    "deadline for requests that carry none (a client's own deadline is kept if shorter)"),
+	    "deadline for requests that carry none (a client's own deadline is always kept)"),
 	U64(try_timeout_ms, "try-timeout-ms", "RAFTKV_TRY_TIMEOUT_MS", "2000",
 	    "longest wait for one raftnode's answer before retrying (same write id)"),
 	U64(probe_interval_ms, "probe-interval-ms", "RAFTKV_PROBE_INTERVAL_MS", "500",

@@ -440,9 +440,9 @@ static void on_call(void *arg, struct tp_call *call, const void *req, size_t len
 	f->g = g;
 	f->call = call;
 	f->m = m;
-	int64_t now = tp_now_ms(), deadline = tp_call_deadline_ms(call);
-	int64_t def = now + (int64_t)g->cfg.default_timeout_ms;
-	f->deadline_ms = deadline < def ? deadline : def;
+	int64_t deadline = tp_call_deadline_ms(call);
+	f->deadline_ms =
+		deadline != INT64_MAX ? deadline : tp_now_ms() + (int64_t)g->cfg.default_timeout_ms;
 	if (m->desc == &raftkv__v1__get_request__descriptor)
 		f->any_member = ((Raftkv__V1__GetRequest *)msg)->consistency ==
 				RAFTKV__V1__READ_CONSISTENCY__SERIALIZABLE;
