@@ -69,6 +69,7 @@ struct gw_fwd {
 };
 
 static void fwd_send(struct gw_fwd *f);
+static bool recently_ok(const struct gateway *g, const struct gw_endpoint *e, int64_t now);
 
 static void fwd_free(struct gw_fwd *f)
 {
@@ -96,9 +97,17 @@ static void fwd_give_up(struct gw_fwd *f, const char *why)
 	char details[GW_ADDR_MAX + 400];
 	snprintf(details, sizeof(details), "%s (last error: %s)", why,
 		 f->last_err[0] ? f->last_err : "none");
-	int status = f->reached ? GRPC_STATUS_DEADLINE_EXCEEDED : GRPC_STATUS_UNAVAILABLE;
-	if (f->g->stopping)
-		status = GRPC_STATUS_UNAVAILABLE;
+	/* DEADLINE_EXCEEDED when the cluster is there but did not answer in time; UNAVAILABLE
+	 * when no raftnode can be reached at all (or the gateway stops). */
+	struct gateway *g = f->g;
+	bool reachable = f->reached;
+	pthread_mutex_lock(&g->mu);
+	int64_t now = tp_now_ms();
+	for (size_t i = 0; i < g->n_eps && !reachable; i++)
+		reachable = g->eps[i].configured && recently_ok(g, &g->eps[i], now);
+	pthread_mutex_unlock(&g->mu);
+	int status =
+		reachable && !g->stopping ? GRPC_STATUS_DEADLINE_EXCEEDED : GRPC_STATUS_UNAVAILABLE;
 	fwd_finish(f, status, details, NULL, 0);
 }
 

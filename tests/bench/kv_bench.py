@@ -177,6 +177,8 @@ def main():
     for m in modes:
         if m not in ("put", "get"):
             raise SystemExit("unknown mode %r (put, get)" % m)
+    # stdout is loadgen's JSON lines only: the harness's progress lines go to stderr
+    h.log = lambda msg: print("[%8.3f] %s" % (time.monotonic() - h._T0, msg), file=sys.stderr, flush=True)
     h.stubs()  # generate now, in the parent: workers inherit RAFTKV_STUBS_DIR
     c = None
     pidfiles = []

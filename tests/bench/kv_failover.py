@@ -12,6 +12,7 @@ never follows hints itself, so the gap measures the gateway's failover.
 """
 import argparse
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -52,7 +53,7 @@ for trial in range(a.trials):
     while True:
         now = time.time()
         if killed is None and now - last_ok < 0.05 and i > 50:
-            L.proc.send_signal(signal.SIGKILL); killed = now
+            L.expected_exit = True; L.proc.send_signal(signal.SIGKILL); killed = now
         try:
             stub = gw_stub if g is not None else stubs[target]
             stub.Put(P.PutRequest(key=b"k", value=b"%d" % i), timeout=timeout)
@@ -77,6 +78,8 @@ for trial in range(a.trials):
     print("trial %d: longest gap %.0f ms" % (trial, worst * 1000), flush=True)
     problems = c.stop()
     if problems:
-        print("trial %d: shutdown problems: %s" % (trial, problems), flush=True)
+        print("trial %d: shutdown problems: %s (kept %s)" % (trial, problems, c.dir), flush=True)
+    else:
+        shutil.rmtree(c.dir, ignore_errors=True)
 print("median %.0f ms, min %.0f, max %.0f%s" % (statistics.median(gaps), min(gaps), max(gaps),
                                                ("; client errors %s" % errors) if errors else ""))

@@ -15,9 +15,14 @@ if(TARGET raftnode)
       LABELS integration
       TIMEOUT 240
       ENVIRONMENT "RAFTNODE=$<TARGET_FILE:raftnode>;$<$<TARGET_EXISTS:kvgateway>:KVGATEWAY=$<TARGET_FILE:kvgateway>>;RAFTKV_PROTOS=${PROJECT_SOURCE_DIR}/protos;PYTHONDONTWRITEBYTECODE=1;PYTHONUNBUFFERED=1")
+    set_property(TEST integration_${short} APPEND PROPERTY ENVIRONMENT "$<$<TARGET_EXISTS:kvctl>:KVCTL=$<TARGET_FILE:kvctl>>")
   endforeach()
   # The README's first command builds build/ (RelWithDebInfo) before it starts anything.
   if(TEST integration_quickstart)
     set_tests_properties(integration_quickstart PROPERTIES TIMEOUT 900)
+  endif()
+  # The first run installs grpcurl with `go install` (module downloads and a build).
+  if(TEST integration_grpcurl)
+    set_tests_properties(integration_grpcurl PROPERTIES TIMEOUT 420)
   endif()
 endif()
