@@ -27,6 +27,19 @@ int log_level_parse(const char *s)
 	return -1;
 }
 
+int log_options_parse(const char *level, const char *format, enum log_level *min, bool *json)
+{
+	int l = log_level_parse(level);
+	bool j = strcmp(format, "json") == 0;
+	if (l < 0 || (!j && strcmp(format, "text") != 0))
+		return -1;
+	if (min != NULL)
+		*min = (enum log_level)l;
+	if (json != NULL)
+		*json = j;
+	return 0;
+}
+
 bool log_enabled(enum log_level l)
 {
 	return l >= min_level;

@@ -12,6 +12,9 @@ enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 void log_setup(enum log_level min, bool json, const char *node);
 /* Parse "debug", "info", "warn" or "error"; -1 if unknown. */
 int log_level_parse(const char *s);
+/* Parse a --log-level / --log-format pair (format "text" or "json"). Returns 0, or -1 if either
+ * is unknown; `min` and `json` may be NULL (validation only). */
+int log_options_parse(const char *level, const char *format, enum log_level *min, bool *json);
 bool log_enabled(enum log_level l);
 
 /* Log one line (a trailing newline is added). Thread-safe. */

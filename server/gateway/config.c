@@ -58,8 +58,7 @@ int gw_config_parse(struct gw_config *c, int argc, char **argv, char *err, size_
 			 "[1024, 256 MiB]");
 		return -1;
 	}
-	if (log_level_parse(c->log_level) < 0 ||
-	    (strcmp(c->log_format, "text") != 0 && strcmp(c->log_format, "json") != 0)) {
+	if (log_options_parse(c->log_level, c->log_format, NULL, NULL) != 0) {
 		snprintf(err, errlen,
 			 "--log-level must be debug|info|warn|error, --log-format text|json");
 		return -1;

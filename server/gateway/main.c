@@ -20,8 +20,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kvgateway: %s\n", err);
 		return 2;
 	}
-	log_setup((enum log_level)log_level_parse(g.cfg.log_level),
-		  strcmp(g.cfg.log_format, "json") == 0, "gateway");
+	enum log_level level;
+	bool json;
+	log_options_parse(g.cfg.log_level, g.cfg.log_format, &level, &json); /* validated above */
+	log_setup(level, json, "gateway");
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);

@@ -185,8 +185,7 @@ static int validate(struct node_config *c, char *err, size_t errlen)
 			 "MiB]");
 		return -1;
 	}
-	if (log_level_parse(c->log_level) < 0 ||
-	    (strcmp(c->log_format, "text") != 0 && strcmp(c->log_format, "json") != 0)) {
+	if (log_options_parse(c->log_level, c->log_format, NULL, NULL) != 0) {
 		snprintf(err, errlen,
 			 "--log-level must be debug|info|warn|error, --log-format text|json");
 		return -1;

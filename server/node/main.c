@@ -23,8 +23,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "raftnode: %s\n", err);
 		return 2;
 	}
-	log_setup((enum log_level)log_level_parse(cfg.log_level),
-		  strcmp(cfg.log_format, "json") == 0, cfg.name);
+	enum log_level level;
+	bool json;
+	log_options_parse(cfg.log_level, cfg.log_format, &level, &json); /* validated above */
+	log_setup(level, json, cfg.name);
 
 	/* SIGTERM and SIGINT are read from a signalfd by the raft loop; block them in every
 	 * thread, so before gRPC starts its own. */

@@ -306,6 +306,14 @@ static void test_log_text_and_levels(void)
 	CU_ASSERT_EQUAL(log_level_parse("warn"), LOG_WARN);
 	CU_ASSERT_EQUAL(log_level_parse("error"), LOG_ERROR);
 	CU_ASSERT_EQUAL(log_level_parse("loud"), -1);
+	enum log_level lv = LOG_DEBUG;
+	bool js = false;
+	CU_ASSERT_EQUAL(log_options_parse("warn", "json", &lv, &js), 0);
+	CU_ASSERT_EQUAL(lv, LOG_WARN);
+	CU_ASSERT_TRUE(js);
+	CU_ASSERT_EQUAL(log_options_parse("info", "text", NULL, NULL), 0);
+	CU_ASSERT_EQUAL(log_options_parse("info", "xml", NULL, NULL), -1);
+	CU_ASSERT_EQUAL(log_options_parse("loud", "text", NULL, NULL), -1);
 	log_setup(LOG_INFO, false, NULL);
 }
 
