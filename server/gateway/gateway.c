@@ -472,6 +472,23 @@ static void on_call(void *arg, struct tp_call *call, const void *req, size_t len
 
 /* ---- probes and health (timer thread) ---------------------------------------------- */
 
+/* g->mu held: wait on g->cv until woken or until `until_ms` (CLOCK_MONOTONIC ms) passes. */
+static void wait_until(struct gateway *g, int64_t until_ms)
+{
+	int64_t wait = until_ms - tp_now_ms();
+	if (wait <= 0)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += wait / 1000;
+	ts.tv_nsec += (wait % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+}
+
 struct probe {
 	struct gateway *g;
 	char addr[GW_ADDR_MAX];
@@ -573,18 +590,7 @@ static void *timer_main(void *arg)
 		int64_t until = g->next_probe_ms;
 		if (g->waiting != NULL && g->waiting->due_ms < until)
 			until = g->waiting->due_ms;
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		int64_t wait = until - tp_now_ms();
-		if (wait > 0) {
-			ts.tv_sec += wait / 1000;
-			ts.tv_nsec += (wait % 1000) * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			pthread_cond_timedwait(&g->cv, &g->mu, &ts);
-		}
+		wait_until(g, until);
 	}
 	pthread_mutex_unlock(&g->mu);
 	return NULL;
@@ -667,16 +673,8 @@ static void *resolver_main(void *arg)
 		resolve_all(g);
 		int64_t until = tp_now_ms() + (int64_t)g->cfg.resolve_interval_ms;
 		pthread_mutex_lock(&g->mu);
-		while (!g->stopping && tp_now_ms() < until) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 100 * 1000000; /* poll the stop flag every 100 ms */
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			pthread_cond_timedwait(&g->cv, &g->mu, &ts);
-		}
+		while (!g->stopping && tp_now_ms() < until)
+			wait_until(g, until); /* gw_stop broadcasts the condition */
 		pthread_mutex_unlock(&g->mu);
 	}
 	return NULL;

@@ -230,11 +230,11 @@ static void apply_entry(struct node *n, const struct raft_entry *e)
 	if (e->type == RAFT_ENTRY_NORMAL && e->buf != NULL) {
 		int rv = kv_apply(n->kv, e->index, e->buf->data, e->buf->len, &result, &rlen);
 		n->bytes_since_snap += e->buf->len;
-		if (!(rv != KV_EINDEX))
+		if (rv == KV_EINDEX)
 			FATAL("entry %" PRIu64 " applied twice", e->index);
 	} else {
 		int rv = kv_advance(n->kv, e->index);
-		if (!(rv == 0))
+		if (rv != 0)
 			FATAL("entry %" PRIu64 " applied twice", e->index);
 	}
 	struct pending_write *pw;
@@ -254,15 +254,12 @@ static void apply_entry(struct node *n, const struct raft_entry *e)
 	free(result);
 }
 
-/* Install a snapshot the core accepted: make it durable, then swap the state machine. */
-static struct kv_store *incoming_kv;
-static const unsigned char *incoming_data;
-static size_t incoming_len;
-
+/* Install a snapshot the core accepted: make it durable, then swap the state machine. The
+ * data and the store restored from it are in n->incoming (see on_snapshot_received). */
 static void install_snapshot(struct node *n, const struct raft_snapshot_meta *m,
 			     const struct raft_update *u)
 {
-	if (!(incoming_kv != NULL))
+	if (n->incoming.kv == NULL)
 		FATAL("snapshot %" PRIu64 " installed without data", m->index);
 	/* Everything handed to the writer earlier is durable first, then entries after the
 	 * snapshot go, then the snapshot becomes the newest: a crash at any point leaves either
@@ -280,11 +277,11 @@ static void install_snapshot(struct node *n, const struct raft_snapshot_meta *m,
 	int rv = storage_write(n->storage, &tb);
 	if (rv == 0)
 		rv = storage_snapshot_begin(n->storage, m->index, m->term, conf, conf_len, &sw);
-	for (size_t off = 0; rv == 0 && off < incoming_len; off += STORAGE_SNAPSHOT_CHUNK) {
-		size_t len = incoming_len - off;
+	for (size_t off = 0; rv == 0 && off < n->incoming.len; off += STORAGE_SNAPSHOT_CHUNK) {
+		size_t len = n->incoming.len - off;
 		if (len > STORAGE_SNAPSHOT_CHUNK)
 			len = STORAGE_SNAPSHOT_CHUNK;
-		rv = storage_snapshot_write(sw, incoming_data + off, len);
+		rv = storage_snapshot_write(sw, n->incoming.data + off, len);
 		if (rv != 0)
 			storage_snapshot_abort(sw);
 	}
@@ -294,13 +291,13 @@ static void install_snapshot(struct node *n, const struct raft_snapshot_meta *m,
 	if (rv != 0)
 		FATAL("storing snapshot %" PRIu64 ": %s", m->index, storage_errmsg(n->storage));
 	kv_store_free(n->kv);
-	n->kv = incoming_kv;
-	incoming_kv = NULL;
+	n->kv = n->incoming.kv;
+	n->incoming.kv = NULL;
 	n->last_snap_index = m->index;
 	n->next_snap_at = m->index + n->cfg.snapshot_entries;
 	writes_fail(n, m->index, OUTCOME_UNKNOWN);
 	LOG_I("installed snapshot at index %" PRIu64 " term %" PRIu64 " (%zu bytes)", m->index,
-	      m->term, incoming_len);
+	      m->term, n->incoming.len);
 }
 
 static void handle_update(struct node *n, const struct raft_update *u)
@@ -552,15 +549,15 @@ static void on_snapshot_received(struct node *n, struct mb_item *it)
 		kv_store_free(kv);
 		return;
 	}
-	incoming_kv = kv;
-	incoming_data = it->snap_in.data;
-	incoming_len = it->snap_in.len;
+	n->incoming.kv = kv;
+	n->incoming.data = it->snap_in.data;
+	n->incoming.len = it->snap_in.len;
 	struct raft_event ev = {.type = RAFT_EVENT_RECEIVE, .message = &it->snap_in.msg};
 	rv = step(n, &ev);
-	bool used = incoming_kv == NULL;
-	kv_store_free(incoming_kv);
-	incoming_kv = NULL;
-	incoming_data = NULL;
+	bool used = n->incoming.kv == NULL;
+	kv_store_free(n->incoming.kv);
+	n->incoming.kv = NULL;
+	n->incoming.data = NULL;
 	tp_call_reply(it->call, rv == 0 ? GRPC_STATUS_OK : GRPC_STATUS_INVALID_ARGUMENT,
 		      rv == 0 ? NULL : raft_strerror(rv), NULL, 0, NULL, 0);
 	if (!used)

@@ -191,6 +191,11 @@ struct node {
 	raft_index next_snap_at;   /* applied index at which to take the next snapshot */
 	uint64_t bytes_since_snap; /* command bytes applied since the last snapshot was taken */
 	bool snap_busy;
+	struct {                           /* a received snapshot while the core considers it */
+		struct kv_store *kv;       /* restored from `data`; NULL once installed */
+		const unsigned char *data; /* owned by the mailbox item */
+		size_t len;
+	} incoming;
 	bool stopping;
 	int64_t stop_deadline;
 	int64_t linger_until;
