@@ -308,6 +308,7 @@ static void handle_update(struct node *n, const struct raft_update *u)
 		writer_add(n, u);
 	for (size_t i = 0; i < u->n_messages; i++)
 		peers_send(n, &u->messages[i]);
+	peers_kick(n);
 	for (size_t i = 0; i < u->n_committed; i++)
 		apply_entry(n, &u->committed[i]);
 	for (size_t i = 0; i < u->n_reads; i++)

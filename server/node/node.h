@@ -126,6 +126,7 @@ struct peer {
 	uint64_t incarnation;            /* raft loop only: the peer's start time, as learned */
 	bool hello;                      /* under mu: send an empty batch to open the stream */
 	bool seen;                       /* raft loop only: still in the configuration */
+	bool kick;                       /* raft loop only: messages queued since the last kick */
 };
 
 /* ---- the storage writer and the snapshotter (writer.c) -------------------------------- */
@@ -216,7 +217,10 @@ int node_wait(struct node *n);
 
 /* peers.c */
 void peers_sync(struct node *n); /* follow the current configuration */
+/* Queue a message for its peer (raft loop); peers_kick then starts the sends, so all the
+ * messages of one update can leave in one batch. */
 void peers_send(struct node *n, const struct raft_message *m);
+void peers_kick(struct node *n);
 /* Tell peer p our client address (an empty batch opens our stream to it). */
 void peer_hello(struct peer *p);
 /* Kick the streams whose hello is still pending (raft loop, about once a second). */

@@ -343,7 +343,17 @@ void peers_send(struct node *n, const struct raft_message *m)
 	}
 	raft_message_copy(&p->out[p->n_out++], m);
 	pthread_mutex_unlock(&p->mu);
-	tp_ostream_kick(p->stream);
+	p->kick = true; /* peers_kick, once the whole update is queued */
+}
+
+void peers_kick(struct node *n)
+{
+	for (size_t i = 0; i < n->n_peers; i++) {
+		if (n->peers[i]->kick) {
+			n->peers[i]->kick = false;
+			tp_ostream_kick(n->peers[i]->stream);
+		}
+	}
 }
 
 /* ---- incoming: raftkv.v1.Raft/Send and /InstallSnapshot (gRPC loop thread) --------------- */
