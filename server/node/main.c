@@ -7,6 +7,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "server/node/config.h"
 #include "server/node/node.h"
@@ -41,6 +42,11 @@ int main(int argc, char **argv)
 	/* Snapshots use large short-lived buffers: a fixed mmap threshold returns them to the
 	 * system when freed (glibc's sliding threshold would keep them in the heap for good). */
 	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+
+	char fp[512];
+	failpoint_describe(fp, sizeof(fp));
+	if (fp[0] != '\0')
+		LOG_W("%s", fp);
 
 	tp_global_init();
 	struct node *n;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/byteorder.h"
+#include "common/failpoint.h"
 #include "server/node/peer_codec.h"
 #include "common/log.h"
 #include "raftkv_descriptor_set.h"
@@ -284,12 +285,17 @@ static void install_snapshot(struct node *n, const struct raft_snapshot_meta *m,
 		rv = storage_snapshot_write(sw, n->incoming.data + off, len);
 		if (rv != 0)
 			storage_snapshot_abort(sw);
+		else if (off == 0)
+			FAILPOINT("node.install.mid-write");
 	}
 	if (rv == 0)
 		rv = storage_snapshot_commit(sw);
 	free(conf);
 	if (rv != 0)
 		FATAL("storing snapshot %" PRIu64 ": %s", m->index, storage_errmsg(n->storage));
+	/* The snapshot is durable; the log entries it covers are still in storage until the
+	 * writer's clear_log batch (storage drops such leftovers at open). */
+	FAILPOINT("node.install.after-snapshot-durable");
 	kv_store_free(n->kv);
 	n->kv = n->incoming.kv;
 	n->incoming.kv = NULL;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "server/node/node.h"
 
@@ -21,6 +22,7 @@ static void *writer_main(void *arg)
 	struct writer *w = &n->w;
 	struct node_batch local;
 	node_batch_init(&local);
+	struct storage_hard_state voted = {0}; /* the last (term, vote) made durable */
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		while (!w->stop && node_batch_empty(&w->pending) && w->compact_upto == 0)
@@ -37,10 +39,17 @@ static void *writer_main(void *arg)
 
 		if (!node_batch_empty(&local)) {
 			uint64_t id = local.write_id;
+			bool new_vote =
+				local.sb.hs != NULL && local.hs.vote != 0 &&
+				(local.hs.term != voted.term || local.hs.vote != voted.vote);
+			if (local.sb.hs != NULL)
+				voted = local.hs;
 			int rv = node_batch_write(n->storage, &local);
 			if (rv != 0)
 				FATAL("storage write failed, cannot keep promises: %s",
 				      storage_errmsg(n->storage));
+			if (new_vote)
+				FAILPOINT("node.vote.after-persist");
 			post_persisted(n, id);
 		}
 		if (compact != 0) {

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common/byteorder.h"
+#include "common/failpoint.h"
 #include "storage_impl.h"
 
 /*
@@ -271,10 +272,14 @@ int storage_snapshot_begin(struct storage *s, uint64_t index, uint64_t term, con
 	if (rv == 0) {
 		w->info.id = w->id;
 		rv = put_meta(s, txn, w->id, &w->info, 0, false);
-		if (rv == 0)
+		if (rv == 0) {
+			FAILPOINT("storage.snapshot-begin.before-sync");
 			rv = storage_txn_commit(s, txn, true);
-		else
+			if (rv == 0)
+				FAILPOINT("storage.snapshot-begin.after-sync");
+		} else {
 			txn->abort(txn);
+		}
 	}
 	if (rv != 0) {
 		storage_snapshot_info_free(&w->info);
@@ -310,6 +315,7 @@ static int flush_chunk(struct storage_snapshot_writer *w)
 		return rv;
 	w->chunks++;
 	w->used = 0;
+	FAILPOINT("storage.snapshot.after-chunk");
 	return 0;
 }
 
@@ -362,7 +368,10 @@ int storage_snapshot_commit(struct storage_snapshot_writer *w)
 	if (rv == 0)
 		rv = walk_meta(s, txn, drop_older, &w->id);
 	if (rv == 0) {
+		FAILPOINT("storage.snapshot-commit.before-sync");
 		rv = storage_txn_commit(s, txn, true);
+		if (rv == 0)
+			FAILPOINT("storage.snapshot-commit.after-sync");
 	} else {
 		if (txn != NULL)
 			txn->abort(txn);

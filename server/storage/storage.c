@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/byteorder.h"
+#include "common/failpoint.h"
 #include "storage_impl.h"
 
 #define HARDSTATE_KEY "hardstate"
@@ -380,9 +381,13 @@ int storage_write(struct storage *s, const struct storage_batch *b)
 		txn->abort(txn);
 		return rv;
 	}
+	if (b->sync)
+		FAILPOINT("storage.log.before-sync");
 	rv = storage_txn_commit(s, txn, b->sync);
 	if (rv != 0)
 		return rv;
+	if (b->sync)
+		FAILPOINT("storage.log.after-sync");
 	/* Committed: now (and only now) the cached edges follow. */
 	if (b->clear_log)
 		s->first_index = s->last_index = 0;
@@ -423,6 +428,7 @@ int storage_compact(struct storage *s, uint64_t upto)
 		rv = storage_txn_commit(s, txn, false);
 		if (rv != 0)
 			return rv;
+		FAILPOINT("storage.compact.after-batch");
 		s->first_index = i > s->last_index ? 0 : i;
 		if (s->first_index == 0)
 			s->last_index = 0;
@@ -479,7 +485,12 @@ int storage_meta_put(struct storage *s, const char *key, const void *data, size_
 		txn->abort(txn);
 		return storage_fail(s, "meta.db", "DB->put", ret);
 	}
-	return storage_txn_commit(s, txn, sync);
+	if (sync)
+		FAILPOINT("storage.meta.before-sync");
+	rv = storage_txn_commit(s, txn, sync);
+	if (rv == 0 && sync)
+		FAILPOINT("storage.meta.after-sync");
+	return rv;
 }
 
 int storage_meta_get(struct storage *s, const char *key, void *buf, size_t cap, size_t *len)
