@@ -718,6 +718,53 @@ static void test_snapshot_with_trailing_entries(void)
 	check_entries(first, 100);
 }
 
+/* An InstallSnapshot interrupted between "snapshot durable" and "log cleared" leaves old
+ * entries at or below the snapshot and nothing after it. The restarted node appends right
+ * after the snapshot: storage must take that as continuing the log, not as a gap (it used to
+ * refuse every append, so the node aborted on every restart). */
+static void test_install_interrupted_before_log_clear(void)
+{
+	open_store();
+	append(1, 40, 1);
+	/* The install: entries after the snapshot go (synced), the snapshot becomes durable;
+	 * the crash comes before the writer's clear_log batch. */
+	OK(write_batch(false, 31, 1, 0, 0, NULL, true));
+	OK(write_snapshot(60, 3, "c60", 10, 9));
+	reopen();
+	OK(load());
+	CU_ASSERT_EQUAL(fx.snap.index, 60);
+	CU_ASSERT_EQUAL(fx.got.n, 0);
+	/* The core continues after the snapshot. */
+	append(61, 5, 3);
+	reopen();
+	OK(load());
+	CU_ASSERT_EQUAL(fx.snap.index, 60);
+	check_entries(61, 65);
+	/* Compaction up to the snapshot keeps what follows it. */
+	OK(storage_compact(fx.s, 60));
+	reopen();
+	OK(load());
+	check_entries(61, 65);
+}
+
+/* The same when the log ended exactly at the snapshot's index, or held nothing. */
+static void test_install_interrupted_log_edges(void)
+{
+	open_store();
+	append(1, 20, 1);
+	OK(write_snapshot(20, 2, "c20", 10, 3));
+	reopen();
+	append(21, 2, 2);
+	OK(write_snapshot(50, 4, "c50", 10, 4));
+	reopen();
+	OK(load());
+	CU_ASSERT_EQUAL(fx.snap.index, 50);
+	append(51, 3, 4);
+	reopen();
+	OK(load());
+	check_entries(51, 53);
+}
+
 /* ---- meta ---------------------------------------------------------------------------------- */
 
 static void test_meta(void)
@@ -1166,6 +1213,9 @@ static CU_TestInfo compact_tests[] = {
 	{"compact a 20000-entry prefix", test_compact_long_prefix},
 	{"compacted without a snapshot: ECORRUPT", test_compact_without_snapshot_is_corrupt},
 	{"entries kept below the snapshot", test_snapshot_with_trailing_entries},
+	{"install interrupted before the log was cleared",
+	 test_install_interrupted_before_log_clear},
+	{"interrupted install: log at the snapshot, or short", test_install_interrupted_log_edges},
 	CU_TEST_INFO_NULL,
 };
 
