@@ -168,6 +168,35 @@ static int walk_meta(struct storage *s, DB_TXN *txn, meta_visit visit, void *arg
 	return rv;
 }
 
+/* The work of one transaction; returns 0 or a STORAGE_E* code (the caller aborts). */
+typedef int (*txn_body)(struct storage *s, DB_TXN *txn, void *arg);
+
+/* Run `body` in a transaction and commit it (synced with `sync`), running it again whenever
+ * Berkeley DB makes it a deadlock victim. `fp_before` / `fp_after` name the failpoints
+ * around a synced commit (NULL: none). */
+static int run_txn(struct storage *s, txn_body body, void *arg, bool sync, const char *fp_before,
+		   const char *fp_after)
+{
+	int rv, attempt = 0;
+	do {
+		DB_TXN *txn;
+		rv = storage_txn_begin(s, &txn);
+		if (rv != 0)
+			continue;
+		rv = body(s, txn, arg);
+		if (rv != 0) {
+			txn->abort(txn);
+			continue;
+		}
+		if (fp_before != NULL)
+			FAILPOINT(fp_before);
+		rv = storage_txn_commit(s, txn, sync);
+		if (rv == 0 && fp_after != NULL)
+			FAILPOINT(fp_after);
+	} while (storage_retry(s, &rv, &attempt));
+	return rv;
+}
+
 #define WALK_STOP 1 /* a visitor's "found it, stop" */
 
 struct newest {
@@ -216,18 +245,15 @@ static int drop_incomplete(struct storage *s, DB_TXN *txn, struct storage_snapsh
 	return complete ? 0 : delete_snapshot(s, txn, info->id);
 }
 
+static int cleanup_body(struct storage *s, DB_TXN *txn, void *arg)
+{
+	(void)arg;
+	return walk_meta(s, txn, drop_incomplete, NULL);
+}
+
 int storage_snapshot_cleanup(struct storage *s)
 {
-	DB_TXN *txn;
-	int rv = storage_txn_begin(s, &txn);
-	if (rv != 0)
-		return rv;
-	rv = walk_meta(s, txn, drop_incomplete, NULL);
-	if (rv != 0) {
-		txn->abort(txn);
-		return rv;
-	}
-	return storage_txn_commit(s, txn, true);
+	return run_txn(s, cleanup_body, NULL, true, NULL, NULL);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -241,6 +267,13 @@ static int next_id(struct storage *s, uint64_t *id)
 	if (rv == 0)
 		*id = last + 1;
 	return rv;
+}
+
+/* The incomplete metadata record, synced, so a crash leaves a trace for the next open. */
+static int begin_body(struct storage *s, DB_TXN *txn, void *arg)
+{
+	struct storage_snapshot_writer *w = arg;
+	return put_meta(s, txn, w->id, &w->info, 0, false);
 }
 
 int storage_snapshot_begin(struct storage *s, uint64_t index, uint64_t term, const void *conf,
@@ -265,21 +298,11 @@ int storage_snapshot_begin(struct storage *s, uint64_t index, uint64_t term, con
 	}
 	if (conf_len > 0)
 		memcpy(w->info.conf, conf, conf_len);
-	DB_TXN *txn;
 	int rv = next_id(s, &w->id);
-	if (rv == 0)
-		rv = storage_txn_begin(s, &txn);
 	if (rv == 0) {
 		w->info.id = w->id;
-		rv = put_meta(s, txn, w->id, &w->info, 0, false);
-		if (rv == 0) {
-			FAILPOINT("storage.snapshot-begin.before-sync");
-			rv = storage_txn_commit(s, txn, true);
-			if (rv == 0)
-				FAILPOINT("storage.snapshot-begin.after-sync");
-		} else {
-			txn->abort(txn);
-		}
+		rv = run_txn(s, begin_body, w, true, "storage.snapshot-begin.before-sync",
+			     "storage.snapshot-begin.after-sync");
 	}
 	if (rv != 0) {
 		storage_snapshot_info_free(&w->info);
@@ -291,26 +314,23 @@ int storage_snapshot_begin(struct storage *s, uint64_t index, uint64_t term, con
 	return 0;
 }
 
-static int flush_chunk(struct storage_snapshot_writer *w)
+static int chunk_body(struct storage *s, DB_TXN *txn, void *arg)
 {
-	if (w->used == 0)
-		return 0;
-	struct storage *s = w->s;
-	DB_TXN *txn;
-	int rv = storage_txn_begin(s, &txn);
-	if (rv != 0)
-		return rv;
+	struct storage_snapshot_writer *w = arg;
 	unsigned char kb[16];
 	chunk_key(kb, w->id, w->chunks);
 	DBT k = {.data = kb, .size = 16};
 	DBT d = {.data = w->buf, .size = (u_int32_t)w->used};
 	int ret = s->snap->put(s->snap, txn, &k, &d, 0);
-	if (ret != 0) {
-		txn->abort(txn);
-		return storage_fail(s, "snap.db", "DB->put chunk", ret);
-	}
+	return ret == 0 ? 0 : storage_fail(s, "snap.db", "DB->put chunk", ret);
+}
+
+static int flush_chunk(struct storage_snapshot_writer *w)
+{
+	if (w->used == 0)
+		return 0;
 	/* Unsynced: the final, synced commit flushes the log up to here as well. */
-	rv = storage_txn_commit(s, txn, false);
+	int rv = run_txn(w->s, chunk_body, w, false, NULL, NULL);
 	if (rv != 0)
 		return rv;
 	w->chunks++;
@@ -356,43 +376,39 @@ static int drop_older(struct storage *s, DB_TXN *txn, struct storage_snapshot_in
 	return info->id < keep ? delete_snapshot(s, txn, info->id) : 0;
 }
 
+/* Complete: mark it so and delete every older snapshot, in one synced transaction. Readers
+ * of an older snapshot (a transfer to a follower) read under snapshot isolation and are
+ * neither blocked by this transaction nor part of a deadlock with it. */
+static int commit_body(struct storage *s, DB_TXN *txn, void *arg)
+{
+	struct storage_snapshot_writer *w = arg;
+	int rv = put_meta(s, txn, w->id, &w->info, w->chunks, true);
+	return rv != 0 ? rv : walk_meta(s, txn, drop_older, &w->id);
+}
+
 int storage_snapshot_commit(struct storage_snapshot_writer *w)
 {
-	struct storage *s = w->s;
 	int rv = flush_chunk(w);
-	DB_TXN *txn = NULL;
 	if (rv == 0)
-		rv = storage_txn_begin(s, &txn);
-	if (rv == 0)
-		rv = put_meta(s, txn, w->id, &w->info, w->chunks, true);
-	if (rv == 0)
-		rv = walk_meta(s, txn, drop_older, &w->id);
-	if (rv == 0) {
-		FAILPOINT("storage.snapshot-commit.before-sync");
-		rv = storage_txn_commit(s, txn, true);
-		if (rv == 0)
-			FAILPOINT("storage.snapshot-commit.after-sync");
-	} else {
-		if (txn != NULL)
-			txn->abort(txn);
-		/* Leave it incomplete: the next open removes it. */
-	}
+		rv = run_txn(w->s, commit_body, w, true, "storage.snapshot-commit.before-sync",
+			     "storage.snapshot-commit.after-sync");
+	/* On failure it stays incomplete: the next open removes it. */
 	free_writer(w);
 	return rv;
+}
+
+static int abort_body(struct storage *s, DB_TXN *txn, void *arg)
+{
+	const struct storage_snapshot_writer *w = arg;
+	return delete_snapshot(s, txn, w->id);
 }
 
 void storage_snapshot_abort(struct storage_snapshot_writer *w)
 {
 	if (w == NULL)
 		return;
-	struct storage *s = w->s;
-	DB_TXN *txn;
-	if (storage_txn_begin(s, &txn) == 0) {
-		if (delete_snapshot(s, txn, w->id) == 0)
-			storage_txn_commit(s, txn, false);
-		else
-			txn->abort(txn);
-	}
+	/* Best effort: whatever stays is incomplete and removed at the next open. */
+	run_txn(w->s, abort_body, w, false, NULL, NULL);
 	free_writer(w);
 }
 
@@ -405,7 +421,12 @@ int storage_snapshot_open(struct storage *s, struct storage_snapshot_info *info,
 {
 	struct storage_snapshot_info found;
 	uint64_t chunks = 0;
-	int rv = newest(s, NULL, &found, &chunks);
+	DB_TXN *txn;
+	int rv = storage_txn_begin_snapshot(s, &txn);
+	if (rv != 0)
+		return rv;
+	rv = newest(s, txn, &found, &chunks);
+	txn->abort(txn); /* it only read */
 	if (rv != 0)
 		return rv;
 	struct storage_snapshot_reader *r = calloc(1, sizeof(*r));
@@ -438,7 +459,14 @@ int storage_snapshot_read(struct storage_snapshot_reader *r, void *buf, size_t c
 			unsigned char kb[16];
 			chunk_key(kb, r->id, r->next_chunk);
 			DBT k = {.data = kb, .size = 16};
-			int ret = s->snap->get(s->snap, NULL, &k, &r->chunk, 0);
+			/* Under snapshot isolation: no lock waits behind a writer (the gRPC
+			 * loop reads chunks for transfers) and no part in a deadlock. */
+			DB_TXN *txn;
+			int rv = storage_txn_begin_snapshot(s, &txn);
+			if (rv != 0)
+				return rv;
+			int ret = s->snap->get(s->snap, txn, &k, &r->chunk, 0);
+			txn->abort(txn);
 			if (ret == DB_NOTFOUND)
 				return storage_failf(s, STORAGE_ECORRUPT,
 						     "storage: %s: snap.db: snapshot %llu is "

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/byteorder.h"
@@ -17,6 +18,7 @@
 #define HARDSTATE_LEN 24
 #define LOG_HEADER    9     /* term (8) | type (1) */
 #define COMPACT_BATCH 10000 /* entries deleted per transaction by storage_compact */
+#define RETRY_MAX     200   /* attempts of a transaction chosen as a deadlock victim */
 #define DB_FILE_MODE  0600
 
 void storage_options_default(struct storage_options *o)
@@ -45,6 +47,8 @@ int storage_fail(struct storage *s, const char *file, const char *what, int ret)
 	bool corrupt = ret == DB_RUNRECOVERY || ret == DB_VERIFY_BAD ||
 		       strstr(s->bdb_err, "checksum") != NULL;
 	int rv = corrupt ? STORAGE_ECORRUPT : STORAGE_EIO;
+	if (ret == DB_LOCK_DEADLOCK || ret == DB_LOCK_NOTGRANTED)
+		rv = STORAGE_ERETRY;
 	storage_failf(s, rv, "storage: %s: %s: %s: %s%s%s", s->dir, file, what, db_strerror(ret),
 		      s->bdb_err[0] ? " (" : "", s->bdb_err);
 	if (s->bdb_err[0])
@@ -74,6 +78,29 @@ int storage_txn_begin(struct storage *s, DB_TXN **txn)
 {
 	int ret = s->env->txn_begin(s->env, NULL, txn, 0);
 	return ret == 0 ? 0 : storage_fail(s, "environment", "DB_ENV->txn_begin", ret);
+}
+
+int storage_txn_begin_snapshot(struct storage *s, DB_TXN **txn)
+{
+	int ret = s->env->txn_begin(s->env, NULL, txn, DB_TXN_SNAPSHOT);
+	return ret == 0 ? 0 : storage_fail(s, "environment", "DB_ENV->txn_begin(snapshot)", ret);
+}
+
+bool storage_retry(struct storage *s, int *rv, int *attempt)
+{
+	if (*rv != STORAGE_ERETRY)
+		return false;
+	if (++*attempt >= RETRY_MAX) {
+		size_t used = strlen(s->errmsg);
+		snprintf(s->errmsg + used, sizeof(s->errmsg) - used,
+			 " (still a deadlock victim after %d attempts)", *attempt);
+		*rv = STORAGE_EIO;
+		return false;
+	}
+	/* Let the transaction that won the cycle finish; back off a little more each time. */
+	struct timespec ts = {0, (long)(*attempt < 10 ? *attempt : 10) * 1000000L};
+	nanosleep(&ts, NULL);
+	return true;
 }
 
 int storage_txn_commit(struct storage *s, DB_TXN *txn, bool sync)
@@ -121,7 +148,9 @@ static int lock_dir(struct storage *s)
 	return 0;
 }
 
-static int open_db(struct storage *s, DB **db, const char *file)
+/* multiversion: copy-on-write pages, so snapshot-isolation readers never wait for writers
+ * (the snapshot databases, read by transfers while the snapshotter writes). */
+static int open_db(struct storage *s, DB **db, const char *file, bool multiversion)
 {
 	int ret = db_create(db, s->env, 0);
 	if (ret != 0)
@@ -134,7 +163,9 @@ static int open_db(struct storage *s, DB **db, const char *file)
 		ret = (*db)->set_pagesize(*db, 4096);
 	if (ret == 0)
 		ret = (*db)->open(*db, NULL, file, NULL, DB_BTREE,
-				  DB_CREATE | DB_THREAD | DB_AUTO_COMMIT, DB_FILE_MODE);
+				  DB_CREATE | DB_THREAD | DB_AUTO_COMMIT |
+					  (multiversion ? DB_MULTIVERSION : 0),
+				  DB_FILE_MODE);
 	if (ret != 0) {
 		int rv = storage_fail(s, file, "DB->open", ret);
 		(*db)->close(*db, 0);
@@ -144,7 +175,7 @@ static int open_db(struct storage *s, DB **db, const char *file)
 	return 0;
 }
 
-int storage_edge_key(struct storage *s, DB *db, const char *file, uint32_t how, uint64_t *key)
+static int edge_key_once(struct storage *s, DB *db, const char *file, uint32_t how, uint64_t *key)
 {
 	DBC *c;
 	int ret = db->cursor(db, NULL, &c, 0);
@@ -168,6 +199,15 @@ int storage_edge_key(struct storage *s, DB *db, const char *file, uint32_t how, 
 	return 0;
 }
 
+int storage_edge_key(struct storage *s, DB *db, const char *file, uint32_t how, uint64_t *key)
+{
+	int rv, attempt = 0;
+	do
+		rv = edge_key_once(s, db, file, how, key);
+	while (storage_retry(s, &rv, &attempt));
+	return rv;
+}
+
 static int open_env(struct storage *s)
 {
 	int ret = db_env_create(&s->env, 0);
@@ -180,6 +220,11 @@ static int open_env(struct storage *s)
 				    (u_int32_t)(cache & ((1u << 30) - 1)), 1);
 	if (ret == 0)
 		ret = s->env->log_set_config(s->env, DB_LOG_AUTO_REMOVE, 1);
+	/* Several threads run transactions (the writer, the snapshotter, the raft loop when it
+	 * installs a snapshot): run the deadlock detector on every conflict; the youngest
+	 * transaction of a cycle is refused and retried (storage_retry). */
+	if (ret == 0)
+		ret = s->env->set_lk_detect(s->env, DB_LOCK_YOUNGEST);
 	if (ret == 0)
 		ret = s->env->open(s->env, s->dir,
 				   DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG |
@@ -264,13 +309,13 @@ int storage_open(const char *dir, const struct storage_options *opt, struct stor
 		goto err;
 	rv = open_env(s);
 	if (rv == 0)
-		rv = open_db(s, &s->log, "log.db");
+		rv = open_db(s, &s->log, "log.db", false);
 	if (rv == 0)
-		rv = open_db(s, &s->meta, "meta.db");
+		rv = open_db(s, &s->meta, "meta.db", false);
 	if (rv == 0)
-		rv = open_db(s, &s->snap, "snap.db");
+		rv = open_db(s, &s->snap, "snap.db", true);
 	if (rv == 0)
-		rv = open_db(s, &s->snapmeta, "snapmeta.db");
+		rv = open_db(s, &s->snapmeta, "snapmeta.db", true);
 	if (rv == 0)
 		rv = storage_edge_key(s, s->log, "log.db", DB_FIRST, &s->first_index);
 	if (rv == 0)
@@ -376,13 +421,11 @@ static int check_batch(struct storage *s, const struct storage_batch *b)
 	return 0;
 }
 
-int storage_write(struct storage *s, const struct storage_batch *b)
+/* One attempt at the batch's transaction; *bytes counts the log bytes written. */
+static int write_txn(struct storage *s, const struct storage_batch *b, size_t *bytes_out)
 {
-	int rv = check_batch(s, b);
-	if (rv != 0)
-		return rv;
 	DB_TXN *txn;
-	rv = storage_txn_begin(s, &txn);
+	int rv = storage_txn_begin(s, &txn);
 	if (rv != 0)
 		return rv;
 	if (b->clear_log)
@@ -427,10 +470,24 @@ int storage_write(struct storage *s, const struct storage_batch *b)
 	if (b->sync)
 		FAILPOINT("storage.log.before-sync");
 	rv = storage_txn_commit(s, txn, b->sync);
+	if (rv == 0 && b->sync)
+		FAILPOINT("storage.log.after-sync");
+	*bytes_out = bytes;
+	return rv;
+}
+
+int storage_write(struct storage *s, const struct storage_batch *b)
+{
+	int rv = check_batch(s, b);
 	if (rv != 0)
 		return rv;
-	if (b->sync)
-		FAILPOINT("storage.log.after-sync");
+	size_t bytes = 0;
+	int attempt = 0;
+	do
+		rv = write_txn(s, b, &bytes);
+	while (storage_retry(s, &rv, &attempt));
+	if (rv != 0)
+		return rv;
 	/* Committed: now (and only now) the cached edges follow. */
 	if (b->clear_log)
 		s->first_index = s->last_index = 0;
@@ -448,27 +505,39 @@ int storage_write(struct storage *s, const struct storage_batch *b)
 	return 0;
 }
 
+/* Delete up to COMPACT_BATCH entries from first_index on, at most up to `upto`, in one
+ * transaction; *next is the first index not deleted. */
+static int compact_txn(struct storage *s, uint64_t upto, uint64_t *next)
+{
+	DB_TXN *txn;
+	int rv = storage_txn_begin(s, &txn);
+	if (rv != 0)
+		return rv;
+	uint64_t i = s->first_index, n = 0;
+	for (; i <= upto && i <= s->last_index && n < COMPACT_BATCH; i++, n++) {
+		unsigned char kb[8];
+		put_be64(kb, i);
+		DBT k = {.data = kb, .size = 8};
+		int ret = s->log->del(s->log, txn, &k, 0);
+		if (ret != 0 && ret != DB_NOTFOUND) {
+			txn->abort(txn);
+			return storage_fail(s, "log.db", "compact: DB->del", ret);
+		}
+	}
+	*next = i;
+	/* No sync: entries that reappear after a crash are below the snapshot and are skipped
+	 * by storage_load (and compacted again). */
+	return storage_txn_commit(s, txn, false);
+}
+
 int storage_compact(struct storage *s, uint64_t upto)
 {
 	while (s->first_index != 0 && s->first_index <= upto) {
-		DB_TXN *txn;
-		int rv = storage_txn_begin(s, &txn);
-		if (rv != 0)
-			return rv;
-		uint64_t i = s->first_index, n = 0;
-		for (; i <= upto && i <= s->last_index && n < COMPACT_BATCH; i++, n++) {
-			unsigned char kb[8];
-			put_be64(kb, i);
-			DBT k = {.data = kb, .size = 8};
-			int ret = s->log->del(s->log, txn, &k, 0);
-			if (ret != 0 && ret != DB_NOTFOUND) {
-				txn->abort(txn);
-				return storage_fail(s, "log.db", "compact: DB->del", ret);
-			}
-		}
-		/* No sync: entries that reappear after a crash are below the snapshot and
-		 * are skipped by storage_load (and compacted again). */
-		rv = storage_txn_commit(s, txn, false);
+		uint64_t i = 0;
+		int rv, attempt = 0;
+		do
+			rv = compact_txn(s, upto, &i);
+		while (storage_retry(s, &rv, &attempt));
 		if (rv != 0)
 			return rv;
 		FAILPOINT("storage.compact.after-batch");
@@ -510,15 +579,10 @@ static int check_key(struct storage *s, const char *key)
 	return 0;
 }
 
-int storage_meta_put(struct storage *s, const char *key, const void *data, size_t len, bool sync)
+static int meta_put_txn(struct storage *s, const char *key, const void *data, size_t len, bool sync)
 {
-	int rv = check_key(s, key);
-	if (rv != 0)
-		return rv;
-	if (len > UINT32_MAX || (len > 0 && data == NULL))
-		return storage_failf(s, STORAGE_EINVAL, "storage: meta value of %zu bytes", len);
 	DB_TXN *txn;
-	rv = storage_txn_begin(s, &txn);
+	int rv = storage_txn_begin(s, &txn);
 	if (rv != 0)
 		return rv;
 	DBT k = {.data = (void *)key, .size = (u_int32_t)strlen(key)};
@@ -536,6 +600,20 @@ int storage_meta_put(struct storage *s, const char *key, const void *data, size_
 	return rv;
 }
 
+int storage_meta_put(struct storage *s, const char *key, const void *data, size_t len, bool sync)
+{
+	int rv = check_key(s, key);
+	if (rv != 0)
+		return rv;
+	if (len > UINT32_MAX || (len > 0 && data == NULL))
+		return storage_failf(s, STORAGE_EINVAL, "storage: meta value of %zu bytes", len);
+	int attempt = 0;
+	do
+		rv = meta_put_txn(s, key, data, len, sync);
+	while (storage_retry(s, &rv, &attempt));
+	return rv;
+}
+
 int storage_meta_get(struct storage *s, const char *key, void *buf, size_t cap, size_t *len)
 {
 	int rv = check_key(s, key);
@@ -545,7 +623,11 @@ int storage_meta_get(struct storage *s, const char *key, void *buf, size_t cap, 
 	DBT d = {.data = buf,
 		 .ulen = (u_int32_t)(cap > UINT32_MAX ? UINT32_MAX : cap),
 		 .flags = DB_DBT_USERMEM};
-	int ret = s->meta->get(s->meta, NULL, &k, &d, 0);
+	int ret, attempt = 0;
+	do {
+		ret = s->meta->get(s->meta, NULL, &k, &d, 0);
+		rv = ret == DB_LOCK_DEADLOCK ? storage_fail(s, "meta.db", "DB->get", ret) : 0;
+	} while (storage_retry(s, &rv, &attempt));
 	if (ret == DB_NOTFOUND)
 		return STORAGE_ENOENT;
 	if (ret == DB_BUFFER_SMALL) {

@@ -22,8 +22,13 @@ struct storage {
 	char errmsg[1024];
 };
 
+/* Internal only, never returned by the public API: Berkeley DB chose this operation as a
+ * deadlock victim (DB_LOCK_DEADLOCK); the transaction must be aborted and run again. */
+#define STORAGE_ERETRY (-100)
+
 /* Record `what` failing with BDB code `ret` on `file` into s->errmsg; returns the STORAGE_E*
- * code for it (checksum and recovery failures are STORAGE_ECORRUPT). */
+ * code for it (checksum and recovery failures are STORAGE_ECORRUPT, deadlock victims
+ * STORAGE_ERETRY). */
 int storage_fail(struct storage *s, const char *file, const char *what, int ret);
 /* Set s->errmsg from a format; returns `rv`. */
 int storage_failf(struct storage *s, int rv, const char *fmt, ...)
@@ -33,9 +38,26 @@ int storage_failf(struct storage *s, int rv, const char *fmt, ...)
  * STORAGE_ECORRUPT for a key of another size. `file` names the database in errors. */
 int storage_edge_key(struct storage *s, DB *db, const char *file, uint32_t how, uint64_t *key);
 
-/* Transaction helpers: begin (never NULL on success) and commit/abort. */
+/* Transaction helpers: begin (never NULL on success) and commit/abort. A snapshot-isolation
+ * transaction (DB_TXN_SNAPSHOT) reads the multiversion databases (snap.db, snapmeta.db) as
+ * they were when it began, without taking locks. */
 int storage_txn_begin(struct storage *s, DB_TXN **txn);
+int storage_txn_begin_snapshot(struct storage *s, DB_TXN **txn);
 int storage_txn_commit(struct storage *s, DB_TXN *txn, bool sync);
+
+/*
+ * Deadlocks: the environment runs Berkeley DB's detector on every lock conflict, which fails
+ * one transaction of a cycle with DB_LOCK_DEADLOCK (STORAGE_ERETRY here). Every writer loops
+ *
+ *     int attempt = 0;
+ *     do
+ *             rv = one_attempt(...);          // begin, work, commit; abort on failure
+ *     while (storage_retry(s, &rv, &attempt));
+ *
+ * storage_retry() returns true (after a short pause) when *rv is STORAGE_ERETRY and attempts
+ * remain; when they run out it turns *rv into STORAGE_EIO, keeping the message.
+ */
+bool storage_retry(struct storage *s, int *rv, int *attempt);
 
 /* Snapshot housekeeping at open (snapshot.c): delete partially written snapshots. */
 int storage_snapshot_cleanup(struct storage *s);
