@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/monotime.h"
 #include "raftkv/v1/cluster.pb-c.h"
 #include "raftkv/v1/kv.pb-c.h"
 #include "raftkv_descriptor_set.h"
@@ -472,21 +473,12 @@ static void on_call(void *arg, struct tp_call *call, const void *req, size_t len
 
 /* ---- probes and health (timer thread) ---------------------------------------------- */
 
-/* g->mu held: wait on g->cv until woken or until `until_ms` (CLOCK_MONOTONIC ms) passes. */
+/* g->mu held: wait on g->cv until woken or until `until_ms` (CLOCK_MONOTONIC ms) passes. The
+ * condition variable runs on the monotonic clock too: a wall-clock step must not stall the
+ * retries, probes and health checks that wait here. */
 static void wait_until(struct gateway *g, int64_t until_ms)
 {
-	int64_t wait = until_ms - tp_now_ms();
-	if (wait <= 0)
-		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += wait / 1000;
-	ts.tv_nsec += (wait % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+	monotime_cond_wait_until(&g->cv, &g->mu, until_ms);
 }
 
 struct probe {
@@ -686,7 +678,7 @@ int gw_start(struct gateway *g, char *err, size_t errlen)
 {
 	the_gateway = g;
 	pthread_mutex_init(&g->mu, NULL);
-	pthread_cond_init(&g->cv, NULL);
+	monotime_cond_init(&g->cv);
 	g->loop = tp_loop_new();
 	if (g->loop == NULL) {
 		snprintf(err, errlen, "cannot start the gRPC loop");

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "common/check.h"
+#include "common/monotime.h"
 #include "server/transport/tp_internal.h"
 
 void tp_global_init(void)
@@ -21,9 +22,7 @@ void tp_global_shutdown(void)
 
 int64_t tp_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return monotime_ms();
 }
 
 static void *loop_main(void *arg)

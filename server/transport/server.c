@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "common/check.h"
+#include "common/monotime.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "server/transport/reflection.h"
 #include "server/transport/tp_internal.h"
@@ -729,20 +730,13 @@ void *tp_call_user(const struct tp_call *c)
 
 static void wait_stopped(struct tp_server *s)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += SHUTDOWN_GRACE_MS / 1000;
-	until.tv_nsec += (long)(SHUTDOWN_GRACE_MS % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	int64_t until = monotime_ms() + SHUTDOWN_GRACE_MS;
 	bool cancelled = false;
 	pthread_mutex_lock(&s->mu);
 	while (!s->shutdown_done || s->n_ctx > 0) {
 		if (cancelled) {
 			pthread_cond_wait(&s->cond, &s->mu);
-		} else if (pthread_cond_timedwait(&s->cond, &s->mu, &until) != 0) {
+		} else if (monotime_cond_wait_until(&s->cond, &s->mu, until) != 0) {
 			/* Calls whose answer cannot be flushed (a stuck client): cut them. */
 			pthread_mutex_unlock(&s->mu);
 			grpc_server_cancel_all_calls(s->server);
@@ -823,11 +817,7 @@ struct tp_server *tp_server_new(struct tp_loop *l, const struct tp_server_option
 	s->t_shutdown.kind = TP_TAG_SRV_SHUTDOWN;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->health_mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&s->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	monotime_cond_init(&s->cond);
 
 	if (o->descriptor_set != NULL) {
 		s->refl = tp_refl_new(o->descriptor_set, o->descriptor_set_len, errmsg, errmsg_len);
