@@ -688,9 +688,8 @@ static void drain_mailbox(struct node *n)
 			on_snapshot_received(n, it);
 			break;
 		case MB_SNAP_SENT:
-			peer_snapshot_sent(n, it->snap_sent.peer, it->snap_sent.gen,
-					   it->snap_sent.ok);
-			if (!it->snap_sent.ok) {
+			if (peer_snapshot_sent(n, it->snap_sent.peer, it->snap_sent.xfer,
+					       it->snap_sent.ok)) {
 				struct raft_event ev = {.type = RAFT_EVENT_SNAPSHOT_FAILED,
 							.peer = it->snap_sent.peer};
 				step(n, &ev);

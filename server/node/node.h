@@ -26,6 +26,7 @@
 #include "server/node/api.h"
 #include "server/node/config.h"
 #include "server/node/persist.h"
+#include "server/node/snapxfer.h"
 #include "server/raft/raft.h"
 #include "server/storage/storage.h"
 #include "server/transport/transport.h"
@@ -85,7 +86,7 @@ struct mb_item {
 		struct {
 			raft_id peer;
 			bool ok;
-			uint64_t gen; /* the transfer that ended (0: none started) */
+			uint64_t xfer; /* the transfer that ended (struct snapxfer's id) */
 		} snap_sent;
 		struct {
 			raft_index index;
@@ -121,7 +122,8 @@ struct peer {
 	pthread_mutex_t mu; /* guards the outbox */
 	struct raft_message *out;
 	size_t n_out, cap_out;
-	struct snap_send *snap;          /* raft loop only */
+	struct snap_send *snap;          /* raft loop only: the transfer running, if any */
+	struct snapxfer xfer;            /* raft loop only: which transfer answers the core */
 	char client_addr[RAFT_ADDR_MAX]; /* raft loop only; "" until learned */
 	uint64_t incarnation;            /* raft loop only: the peer's start time, as learned */
 	bool hello;                      /* under mu: send an empty batch to open the stream */
@@ -228,7 +230,8 @@ void peers_retry_hello(struct node *n);
 void peers_free_all(struct node *n);
 bool peers_sending_snapshot(struct node *n);
 struct peer *peer_find(struct node *n, raft_id id);
-void peer_snapshot_sent(struct node *n, raft_id id, uint64_t gen, bool ok);
+/* Transfer `xfer` to peer `id` ended; returns true when the core must hear SNAPSHOT_FAILED. */
+bool peer_snapshot_sent(struct node *n, raft_id id, uint64_t xfer, bool ok);
 /* gRPC handlers of raftkv.v1.Raft (gRPC loop thread) */
 void peers_on_send(void *arg, struct tp_call *call, const void *req, size_t len);
 void peers_on_install(void *arg, struct tp_call *call, const void *req, size_t len);

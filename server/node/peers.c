@@ -130,12 +130,13 @@ static struct peer *peer_new(struct node *n, const struct raft_member *m)
 
 struct snap_send {
 	struct peer *peer;
-	uint64_t gen; /* names this transfer in MB_SNAP_SENT */
+	uint64_t xfer; /* names this transfer in MB_SNAP_SENT (struct snapxfer's id) */
 	struct raft_message msg;
 	struct storage_snapshot_reader *reader;
 	struct tp_ostream *stream;
 	uint64_t offset;
-	bool first, ended, failed;
+	bool first, ended, failed; /* gRPC loop only */
+	atomic_bool done;          /* snap_done ran: the outcome is in the mailbox */
 	unsigned char *buf;
 };
 
@@ -164,17 +165,23 @@ static enum tp_pull snap_pull(void *arg, void **msg, size_t *len)
 	return TP_PULL_MSG;
 }
 
+static void post_snap_sent(struct node *n, raft_id peer, uint64_t xfer, bool ok)
+{
+	struct mb_item *it = mb_item_new(MB_SNAP_SENT);
+	it->snap_sent.peer = peer;
+	it->snap_sent.ok = ok;
+	it->snap_sent.xfer = xfer;
+	mailbox_post(&n->mb, it);
+}
+
 static void snap_done(void *arg, const struct tp_result *r)
 {
 	struct snap_send *s = arg;
 	bool ok = r->status == GRPC_STATUS_OK && !s->failed;
 	if (!ok)
 		LOG_W("snapshot to %" PRIx64 " failed: %d %s", s->peer->id, r->status, r->details);
-	struct mb_item *it = mb_item_new(MB_SNAP_SENT);
-	it->snap_sent.peer = s->peer->id;
-	it->snap_sent.ok = ok;
-	it->snap_sent.gen = s->gen;
-	mailbox_post(&s->peer->node->mb, it);
+	post_snap_sent(s->peer->node, s->peer->id, s->xfer, ok);
+	atomic_store(&s->done, true);
 }
 
 static void snap_free(struct snap_send *s)
@@ -188,11 +195,9 @@ static void snap_free(struct snap_send *s)
 	free(s);
 }
 
-/* Start sending the stored snapshot the core refers to in `m` (raft loop). */
-static void snap_start(struct node *n, struct peer *p, const struct raft_message *m)
+/* Start transfer `xfer` of the stored snapshot the core refers to in `m` (raft loop). */
+static void snap_start(struct node *n, struct peer *p, const struct raft_message *m, uint64_t xfer)
 {
-	if (p->snap != NULL)
-		return; /* one transfer per peer at a time; the core waits for its outcome */
 	struct snap_send *s = calloc(1, sizeof(*s));
 	struct storage_snapshot_info info = {0};
 	bool ok = s != NULL && (s->buf = malloc(SNAP_CHUNK_BYTES)) != NULL &&
@@ -211,33 +216,59 @@ static void snap_start(struct node *n, struct peer *p, const struct raft_message
 			free(s);
 		}
 		/* The core is mid-update here: report the failure through the mailbox. */
-		struct mb_item *it = mb_item_new(MB_SNAP_SENT);
-		it->snap_sent.peer = p->id;
-		it->snap_sent.ok = false;
-		mailbox_post(&n->mb, it);
+		post_snap_sent(n, p->id, xfer, false);
 		return;
 	}
-	static uint64_t next_gen; /* raft loop only */
-	s->gen = ++next_gen;
+	s->xfer = xfer;
 	s->peer = p;
 	s->first = true;
 	raft_message_copy(&s->msg, m);
 	s->stream = tp_ostream_new(p->ch, INSTALL_METHOD, n->peer_md, 4, SNAP_TIMEOUT_MS, snap_pull,
 				   snap_done, s);
 	p->snap = s;
-	LOG_I("sending snapshot %" PRIu64 " to %" PRIx64, m->snapshot.index, p->id);
+	LOG_I("sending snapshot %" PRIu64 " (term %" PRIu64 ") to %" PRIx64, m->snapshot.index,
+	      m->term, p->id);
 	tp_ostream_kick(s->stream);
 }
 
-void peer_snapshot_sent(struct node *n, raft_id id, uint64_t gen, bool ok)
+/* The core asks for a snapshot to be sent to p (raft loop): never dropped, see snapxfer.h. */
+static void snap_request(struct node *n, struct peer *p, const struct raft_message *m)
+{
+	bool ended = p->snap == NULL || atomic_load(&p->snap->done);
+	uint64_t xfer;
+	switch (snapxfer_request(&p->xfer, m->snapshot.index, m->term, ended, &xfer)) {
+	case SNAPXFER_KEEP:
+		LOG_D("snapshot %" PRIu64 " to %" PRIx64 " already on its way", m->snapshot.index,
+		      p->id);
+		return;
+	case SNAPXFER_RESTART:
+		if (p->snap != NULL) {
+			LOG_I("snapshot %" PRIu64 " (term %" PRIu64 ") to %" PRIx64
+			      " replaces the transfer of snapshot %" PRIu64 " (term %" PRIu64 ")",
+			      m->snapshot.index, m->term, p->id, p->snap->msg.snapshot.index,
+			      p->snap->msg.term);
+			snap_free(p->snap); /* cancels it; its late outcome is ignored */
+			p->snap = NULL;
+		}
+		break;
+	case SNAPXFER_START:
+		break;
+	}
+	snap_start(n, p, m, xfer);
+}
+
+bool peer_snapshot_sent(struct node *n, raft_id id, uint64_t xfer, bool ok)
 {
 	struct peer *p = peer_find(n, id);
-	if (p == NULL || gen == 0 || p->snap == NULL || p->snap->gen != gen)
-		return;
-	if (ok)
-		LOG_I("snapshot sent to %" PRIx64, id);
-	snap_free(p->snap);
-	p->snap = NULL;
+	if (p == NULL)
+		return false;
+	if (p->snap != NULL && p->snap->xfer == xfer) {
+		if (ok)
+			LOG_I("snapshot sent to %" PRIx64, id);
+		snap_free(p->snap);
+		p->snap = NULL;
+	}
+	return snapxfer_ended(&p->xfer, xfer, ok);
 }
 
 /* ---- the peer set ------------------------------------------------------------------------ */
@@ -323,7 +354,7 @@ void peers_send(struct node *n, const struct raft_message *m)
 	if (p == NULL)
 		return;
 	if (m->type == RAFT_MSG_SNAPSHOT) {
-		snap_start(n, p, m);
+		snap_request(n, p, m);
 		return;
 	}
 	pthread_mutex_lock(&p->mu);
