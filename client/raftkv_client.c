@@ -26,10 +26,18 @@ struct channel_ent {
 
 /* One write-id session: borrowed by one write at a time. */
 struct session {
-	uint64_t client_id; /* random, never 0 */
-	uint64_t next_seq;  /* the next write's sequence; starts at 1 */
-	bool busy;          /* borrowed by a running write */
+	uint64_t client_id;   /* random, never 0 */
+	uint64_t next_seq;    /* the next write's sequence; starts at 1 */
+	bool busy;            /* borrowed by a running write */
+	int64_t last_used_ms; /* CLOCK_MONOTONIC */
 };
+
+/* A session unused this long starts over (a new client id): the raftnodes forget sessions
+ * after --session-ttl-ms (10 minutes) of leader time. The same bound decides whether a write
+ * refused for an unknown session may be sent again under a new one (write_call). */
+#define SESSION_IDLE_MS (60 * 1000)
+/* The raftnode's refusal for a write id session it does not know. */
+#define ESESSION_TEXT "write id session unknown or expired"
 
 struct rk_client {
 	struct tp_loop *loop;
@@ -283,6 +291,16 @@ out:
 	return ch;
 }
 
+/* c->mu held: a new client id, sequences from 1. */
+static void session_renew(struct rk_client *c, struct session *s)
+{
+	uint64_t old = s->client_id;
+	do
+		s->client_id = prng_next(&c->rng);
+	while (s->client_id == 0 || s->client_id == old);
+	s->next_seq = 1;
+}
+
 /* Borrow a free session (creating one when all are busy). -1: out of memory. */
 static long session_get(struct rk_client *c, uint64_t *client_id, uint64_t *seq)
 {
@@ -302,15 +320,15 @@ static long session_get(struct rk_client *c, uint64_t *client_id, uint64_t *seq)
 			c->sessions = n;
 			c->cap_sessions = cap;
 		}
-		uint64_t id;
-		do
-			id = prng_next(&c->rng);
-		while (id == 0);
-		c->sessions[c->n_sessions] = (struct session){id, 1, false};
+		c->sessions[c->n_sessions] = (struct session){0};
 		idx = (long)c->n_sessions++;
 	}
 	struct session *s = &c->sessions[idx];
+	int64_t now = tp_now_ms();
+	if (s->client_id == 0 || now - s->last_used_ms > SESSION_IDLE_MS)
+		session_renew(c, s);
 	s->busy = true;
+	s->last_used_ms = now;
 	*client_id = s->client_id;
 	*seq = s->next_seq++;
 out:
@@ -562,7 +580,21 @@ static int write_call(struct rk_client *c, const char *method, ProtobufCMessage 
 			return set_err(err, RK_RESOURCE_EXHAUSTED, "out of memory");
 		*wid_field = &wid;
 	}
+	int64_t start = tp_now_ms();
 	int rv = call(c, NULL, method, copy, desc, resp, err);
+	/* Our session is unknown to the cluster (expired or evicted). Nothing was applied for
+	 * this answer, and an earlier try could only have been applied had the session lived
+	 * longer than this call: a young write goes again under a new session. */
+	if (s >= 0 && rv == RK_FAILED_PRECONDITION &&
+	    strncmp(err->message, ESESSION_TEXT, strlen(ESESSION_TEXT)) == 0 &&
+	    tp_now_ms() - start < SESSION_IDLE_MS) {
+		pthread_mutex_lock(&c->mu);
+		session_renew(c, &c->sessions[s]);
+		wid.client_id = c->sessions[s].client_id;
+		wid.sequence = c->sessions[s].next_seq++;
+		pthread_mutex_unlock(&c->mu);
+		rv = call(c, NULL, method, copy, desc, resp, err);
+	}
 	if (s >= 0)
 		session_put(c, s);
 	return rv;

@@ -20,6 +20,11 @@
 #define BACKOFF_MIN_MS 10
 #define BACKOFF_MAX_MS 250
 #define MAX_HOPS       8 /* immediate retries following hints, per request */
+/* A lane unused this long starts a new write id session: the raftnodes forget sessions after
+ * --session-ttl-ms (10 minutes) of leader time, far longer. */
+#define LANE_IDLE_MS (60 * 1000)
+/* The raftnode's answer to a write id whose session it does not know (api.h). */
+#define ESESSION_TEXT "write id session unknown or expired"
 
 /* ---- methods -------------------------------------------------------------------------- */
 
@@ -65,11 +70,14 @@ struct gw_fwd {
 	int backoff_ms;
 	bool reached;         /* some raftnode answered at least once */
 	struct gw_lane *lane; /* the write id lane this write holds, if the gateway stamped it */
+	size_t unstamped_len; /* the client's request bytes before our write id */
+	int64_t start_ms;     /* when the gateway received it */
 	char target[GW_ADDR_MAX];
 	char last_err[GW_ADDR_MAX + 300];
 };
 
 static void fwd_send(struct gw_fwd *f);
+static bool restamp(struct gw_fwd *f);
 static bool recently_ok(const struct gateway *g, const struct gw_endpoint *e, int64_t now);
 
 static void fwd_free(struct gw_fwd *f)
@@ -302,6 +310,14 @@ static void fwd_done(void *arg, const struct tp_result *r)
 	case GRPC_STATUS_OK:
 		fwd_finish(f, GRPC_STATUS_OK, NULL, r->msg, r->len);
 		return;
+	case GRPC_STATUS_FAILED_PRECONDITION:
+		if (f->lane != NULL &&
+		    strncmp(r->details, ESESSION_TEXT, strlen(ESESSION_TEXT)) == 0 && restamp(f)) {
+			fwd_send(f);
+			return;
+		}
+		fwd_finish(f, r->status, r->details, NULL, 0);
+		return;
 	case GRPC_STATUS_UNAVAILABLE:
 	case GRPC_STATUS_DEADLINE_EXCEEDED: /* this try's timeout, not the client's deadline */
 	case GRPC_STATUS_CANCELLED:
@@ -365,10 +381,45 @@ static size_t put_varint(unsigned char *p, uint64_t v)
 	return n;
 }
 
+/* Append our write id (the lane's client id, its next sequence) to the request: for an
+ * embedded message protobuf merges later occurrences, so ours wins over an explicit
+ * {client_id: 0}. The same bytes go out on every retry. */
+static int append_write_id(struct gw_fwd *f)
+{
+	struct gw_lane *lane = f->lane;
+	unsigned char inner[24], outer[40];
+	size_t n = 0;
+	inner[n++] = 0x08; /* field 1, varint */
+	n += put_varint(inner + n, lane->client_id);
+	inner[n++] = 0x10; /* field 2, varint */
+	n += put_varint(inner + n, ++lane->seq);
+	size_t k = put_varint(outer, ((uint64_t)f->m->write_id_field << 3) | 2);
+	k += put_varint(outer + k, n);
+	memcpy(outer + k, inner, n);
+	k += n;
+	unsigned char *p = realloc(f->req, f->unstamped_len + k);
+	if (p == NULL)
+		return -1;
+	memcpy(p + f->unstamped_len, outer, k);
+	f->req = p;
+	f->len = f->unstamped_len + k;
+	lane->last_used_ms = tp_now_ms();
+	return 0;
+}
+
+/* A new write id session for the lane: a fresh client id, sequences from 1 again. */
+static void lane_renew(struct gw_lane *lane)
+{
+	uint64_t old = lane->client_id;
+	lane->client_id = 0;
+	while (lane->client_id == 0 || lane->client_id == old)
+		lane->client_id = jitter(UINT64_MAX);
+	lane->seq = 0;
+}
+
 /*
- * A write without a usable write id gets one of ours. Appending the field to the encoded
- * request is enough: for an embedded message protobuf merges later occurrences, so ours wins
- * over an explicit {client_id: 0}. The same bytes go out on every retry.
+ * A write without a usable write id gets one of ours, from a lane: a pool of client ids,
+ * each with at most one write outstanding, so sequences never race (docs/gateway.md).
  */
 static int stamp_write_id(struct gateway *g, struct gw_fwd *f, const ProtobufCMessage *msg)
 {
@@ -387,30 +438,35 @@ static int stamp_write_id(struct gateway *g, struct gw_fwd *f, const ProtobufCMe
 		lane = calloc(1, sizeof(*lane));
 		if (lane == NULL)
 			return -1;
-		while (lane->client_id == 0)
-			lane->client_id = jitter(UINT64_MAX);
+		lane_renew(lane);
 		pthread_mutex_lock(&g->mu);
 		g->n_lanes++;
 		pthread_mutex_unlock(&g->mu);
+	} else if (tp_now_ms() - lane->last_used_ms > LANE_IDLE_MS) {
+		lane_renew(lane); /* long idle: its session may be gone on the raftnodes */
 	}
 	f->lane = lane;
-	unsigned char inner[24], outer[40];
-	size_t n = 0;
-	inner[n++] = 0x08; /* field 1, varint */
-	n += put_varint(inner + n, lane->client_id);
-	inner[n++] = 0x10; /* field 2, varint */
-	n += put_varint(inner + n, ++lane->seq);
-	size_t k = put_varint(outer, ((uint64_t)f->m->write_id_field << 3) | 2);
-	k += put_varint(outer + k, n);
-	memcpy(outer + k, inner, n);
-	k += n;
-	unsigned char *p = realloc(f->req, f->len + k);
-	if (p == NULL)
-		return -1;
-	memcpy(p + f->len, outer, k);
-	f->req = p;
-	f->len += k;
-	return 0;
+	f->unstamped_len = f->len;
+	return append_write_id(f);
+}
+
+/*
+ * The raftnodes do not know our lane's session (it expired, or was evicted under pressure).
+ * Nothing was applied for this answer, but an earlier try of the same write may have been,
+ * before the session went away: that needs longer than a session lives, so a write younger
+ * than LANE_IDLE_MS is safe to send again under a new session. Returns false when the write
+ * must fail instead (the client sees the raftnode's FAILED_PRECONDITION).
+ */
+static bool restamp(struct gw_fwd *f)
+{
+	if (tp_now_ms() - f->start_ms > LANE_IDLE_MS)
+		return false;
+	uint64_t old = f->lane->client_id;
+	lane_renew(f->lane);
+	LOG_I("write id lane %016" PRIx64 ": its session is gone from the cluster; resending as "
+	      "%016" PRIx64 " (sequence 1)",
+	      old, f->lane->client_id);
+	return append_write_id(f) == 0;
 }
 
 /* One gateway per process: handlers find it here. */
@@ -450,6 +506,7 @@ static void on_call(void *arg, struct tp_call *call, const void *req, size_t len
 	f->g = g;
 	f->call = call;
 	f->m = m;
+	f->start_ms = tp_now_ms();
 	int64_t deadline = tp_call_deadline_ms(call);
 	f->deadline_ms =
 		deadline != INT64_MAX ? deadline : tp_now_ms() + (int64_t)g->cfg.default_timeout_ms;

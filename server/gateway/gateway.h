@@ -56,8 +56,9 @@ struct gw_endpoint {
 struct gw_fwd;
 
 struct gw_lane {
-	uint64_t client_id; /* random, non-zero */
-	uint64_t seq;       /* last sequence used */
+	uint64_t client_id;   /* random, non-zero */
+	uint64_t seq;         /* last sequence used */
+	int64_t last_used_ms; /* CLOCK_MONOTONIC: idle lanes start a new session (see stamp) */
 	struct gw_lane *next;
 };
 

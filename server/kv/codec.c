@@ -2,8 +2,8 @@
  *
  * All integers big-endian; a "blob" is a u32 length then that many bytes.
  *
- * Command, version 1:
- *   u8 version = 1 | u64 client_id | u64 sequence | u8 type | body
+ * Command, version 2 (version 1, still decoded, had no time_ms; its time is 0):
+ *   u8 version = 2 | u64 time_ms | u64 client_id | u64 sequence | u8 type | body
  *   PUT, APPEND: blob key, blob value        DELETE: blob key, blob range_end
  *   TXN: u32 n, n compares | u32 n, n ops | u32 n, n ops   (success, then failure)
  *   op:      u8 type (PUT/DELETE/APPEND/GET) then its body; GET: blob key, blob range_end,
@@ -27,7 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CMD_VERSION    1
+#define CMD_VERSION    2
+#define CMD_VERSION_V1 1 /* without time_ms: decoded, never written */
 #define RESULT_VERSION 1
 
 const char *kv_strerror(int code)
@@ -213,6 +214,7 @@ int kv_cmd_encode(const struct kv_cmd *cmd, unsigned char **out, size_t *out_len
 	struct kbuf b = {0};
 	int rv = 0;
 	kb_u8(&b, CMD_VERSION);
+	kb_u64(&b, cmd->time_ms);
 	kb_u64(&b, cmd->client_id);
 	kb_u64(&b, cmd->sequence);
 	kb_u8(&b, (uint8_t)cmd->type);
@@ -317,6 +319,15 @@ static int dec_ops(struct krd *r, struct kv_op **ops, size_t *n)
 	return r->bad ? KV_EMALFORMED : 0;
 }
 
+int kv_cmd_set_time(void *cmd, size_t len, uint64_t time_ms)
+{
+	unsigned char *p = cmd;
+	if (cmd == NULL || len < 9 || p[0] != CMD_VERSION)
+		return KV_EMALFORMED;
+	put_be64(p + 1, time_ms);
+	return 0;
+}
+
 int kv_cmd_decode(const void *buf, size_t len, struct kv_cmd *cmd)
 {
 	struct krd r = {buf, len, 0, false};
@@ -324,8 +335,11 @@ int kv_cmd_decode(const void *buf, size_t len, struct kv_cmd *cmd)
 	memset(cmd, 0, sizeof(*cmd));
 	if (!buf && len)
 		return KV_EMALFORMED;
-	if (kr_u8(&r) != CMD_VERSION)
+	uint8_t version = kr_u8(&r);
+	if (version != CMD_VERSION && version != CMD_VERSION_V1)
 		return KV_EMALFORMED;
+	if (version == CMD_VERSION)
+		cmd->time_ms = kr_u64(&r);
 	cmd->client_id = kr_u64(&r);
 	cmd->sequence = kr_u64(&r);
 	cmd->type = (enum kv_op_type)kr_u8(&r);

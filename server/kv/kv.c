@@ -15,7 +15,7 @@ void kv_options_default(struct kv_options *o)
 	o->max_value_bytes = 1024 * 1024;
 	o->max_txn_ops = 128;
 	o->max_range_limit = 10000;
-	o->session_ttl_entries = 100000;
+	o->session_ttl_ms = 10 * 60 * 1000;
 	o->max_sessions = 100000;
 }
 
@@ -24,7 +24,7 @@ int options_valid(const struct kv_options *o)
 	/* Node sizes are uint32_t: an appended value must never overflow them. */
 	return o->max_key_bytes > 0 && o->max_key_bytes < UINT32_MAX / 4 &&
 	       o->max_value_bytes > 0 && o->max_value_bytes < UINT32_MAX / 4 &&
-	       o->max_txn_ops > 0 && o->max_range_limit > 0 && o->session_ttl_entries > 0 &&
+	       o->max_txn_ops > 0 && o->max_range_limit > 0 && o->session_ttl_ms > 0 &&
 	       o->max_sessions > 0;
 }
 
@@ -170,18 +170,27 @@ static void session_drop(struct kv_state *st, struct session *se)
 	free(se);
 }
 
-/* Drop sessions whose last use is more than ttl indexes behind `index`. The LRU list is
- * sorted by last_index, so only its head needs looking at. */
-static void sessions_expire(struct kv_store *s, uint64_t index)
+/* Advance the log clock to a command's time (never back), then drop the sessions unused for
+ * longer than the TTL. The LRU list is sorted by last use, so only its head needs looking
+ * at. When the clock first moves (commands without a time came before), every session
+ * counts as used now rather than at time 0. */
+static void clock_advance(struct kv_store *s, uint64_t time_ms)
 {
 	struct kv_state *st = &s->st;
-	while (st->lru_head && index - st->lru_head->last_index > s->opts.session_ttl_entries)
+	if (time_ms <= st->clock_ms)
+		return;
+	if (st->clock_ms == 0)
+		for (struct session *se = st->lru_head; se; se = se->next)
+			se->last_ms = time_ms;
+	st->clock_ms = time_ms;
+	while (st->lru_head && st->clock_ms - st->lru_head->last_ms > s->opts.session_ttl_ms)
 		session_drop(st, st->lru_head);
 }
 
 static void session_touch(struct kv_state *st, struct session *se, uint64_t index)
 {
 	se->last_index = index;
+	se->last_ms = st->clock_ms;
 	lru_unlink(st, se);
 	lru_push_tail(st, se);
 }
@@ -552,7 +561,6 @@ int kv_apply(struct kv_store *s, uint64_t index, const void *cmd, size_t len,
 	if (index <= st->applied)
 		return KV_EINDEX;
 	st->applied = index;
-	sessions_expire(s, index);
 
 	struct kbuf out = {0};
 	struct kv_cmd c;
@@ -564,8 +572,16 @@ int kv_apply(struct kv_store *s, uint64_t index, const void *cmd, size_t len,
 		finish(&out, result, result_len);
 		return KV_EMALFORMED;
 	}
+	clock_advance(s, c.time_ms);
 
 	struct session *se = c.client_id ? session_find(st, c.client_id) : NULL;
+	if (c.client_id && !se && c.sequence != 1) {
+		/* Expired or evicted: an earlier write of this session may have been applied. */
+		kv_cmd_free(&c);
+		res_header(&out, KV_ESESSION, st->revision, c.type);
+		finish(&out, result, result_len);
+		return KV_ESESSION;
+	}
 	if (se) {
 		session_touch(st, se, index);
 		if (c.sequence == se->last_seq) {
@@ -596,6 +612,7 @@ int kv_apply(struct kv_store *s, uint64_t index, const void *cmd, size_t len,
 				PANIC("kv: out of memory while applying a committed entry");
 			se->client_id = c.client_id;
 			se->last_index = index;
+			se->last_ms = st->clock_ms;
 			if (session_add(st, se) != 0)
 				PANIC("kv: out of memory while applying a committed entry");
 		}
@@ -616,6 +633,5 @@ int kv_advance(struct kv_store *s, uint64_t index)
 	if (index <= s->st.applied)
 		return KV_EINDEX;
 	s->st.applied = index;
-	sessions_expire(s, index);
 	return 0;
 }

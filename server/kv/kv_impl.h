@@ -66,6 +66,8 @@ struct session {
 	uint64_t client_id; /* Invariant: != 0 */
 	uint64_t last_seq;
 	uint64_t last_index;   /* Invariant: strictly increases from lru_head to tail */
+	uint64_t last_ms;      /* the log clock at the last use. Invariant: does not decrease
+				* from lru_head to tail, <= kv_state.clock_ms */
 	unsigned char *result; /* encoded result of last_seq (owned) */
 	size_t result_len;
 	struct session *prev, *next; /* LRU list, head = least recently used */
@@ -76,6 +78,7 @@ struct kv_state {
 	struct node *root;
 	uint64_t revision;
 	uint64_t applied;
+	uint64_t clock_ms; /* the log clock: the largest command time_ms applied (0: none yet) */
 	struct session **buckets; /* power-of-two sized hash table, chained */
 	size_t n_buckets;
 	uint64_t n_sessions;

@@ -1,12 +1,13 @@
 /* Streamed snapshots of the whole store, and their fully validated restore.
  *
- * Format, version 1 (integers big-endian, blob = u32 length + bytes):
- *   "RKVS" | u8 version = 1 | u64 applied index | u64 revision
+ * Format, version 2 (integers big-endian, blob = u32 length + bytes):
+ *   "RKVS" | u8 version = 2 | u64 applied index | u64 revision | u64 log clock (ms)
  *   u64 n_keys, then per key in strictly increasing key order:
  *       blob key | blob value | u64 create_revision | u64 mod_revision | u64 version
  *   u64 n_sessions, then per session from least to most recently used:
- *       u64 client_id | u64 last_sequence | u64 last_index | blob encoded result
+ *       u64 client_id | u64 last_sequence | u64 last_index | u64 last_ms | blob encoded result
  *   u64 FNV-1a-64 of every byte before it
+ * Version 1 (still restored) had no log clock and no last_ms: both read as 0.
  * Everything in it is a function of the applied entries, so equal logs give equal bytes. */
 #include "server/kv/kv_impl.h"
 
@@ -15,9 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SNAP_MAGIC   "RKVS"
-#define SNAP_VERSION 1
-#define SNAP_CHUNK   (64 * 1024)
+#define SNAP_MAGIC      "RKVS"
+#define SNAP_VERSION    2
+#define SNAP_VERSION_V1 1 /* without the log clock: restored, never written */
+#define SNAP_CHUNK      (64 * 1024)
 
 #define FNV_OFFSET 0xcbf29ce484222325ULL
 #define FNV_PRIME  0x100000001b3ULL
@@ -98,6 +100,7 @@ int kv_snapshot_write(const struct kv_store *s, kv_write_fn fn, void *arg)
 	w_bytes(w, &hdr, 1);
 	w_u64(w, st->applied);
 	w_u64(w, st->revision);
+	w_u64(w, st->clock_ms);
 	w_u64(w, st->root ? st->root->size : 0);
 	struct tree_iter it;
 	tree_iter_init(&it, st->root, NULL, 0);
@@ -113,6 +116,7 @@ int kv_snapshot_write(const struct kv_store *s, kv_write_fn fn, void *arg)
 		w_u64(w, se->client_id);
 		w_u64(w, se->last_seq);
 		w_u64(w, se->last_index);
+		w_u64(w, se->last_ms);
 		w_blob(w, se->result, se->result_len);
 	}
 	w_u64(w, w->h);
@@ -264,25 +268,28 @@ static int restore_keys(struct snapr *r, const struct kv_options *o, struct kv_s
 	return r->err;
 }
 
-static int restore_sessions(struct snapr *r, const struct kv_options *o, struct kv_state *st)
+static int restore_sessions(struct snapr *r, const struct kv_options *o, struct kv_state *st,
+			    bool v1)
 {
 	uint64_t n = r_u64(r);
-	uint64_t prev_index = 0;
+	uint64_t prev_index = 0, prev_ms = 0;
 	if (r->err == 0 && n > o->max_sessions)
 		r->err = KV_ECORRUPT;
 	for (uint64_t i = 0; i < n && r->err == 0; i++) {
 		uint64_t id = r_u64(r), seq = r_u64(r), idx = r_u64(r);
+		uint64_t ms = v1 ? 0 : r_u64(r);
 		uint32_t rlen = r_u32(r);
 		if (r->err)
 			break;
-		/* LRU order: last use strictly increases, never after the applied index, and no
-		 * session the last apply would have expired. */
+		/* LRU order: last use strictly increases (index) or stays (clock), never after
+		 * the applied index or the clock, and no session the clock has expired. */
 		if (id == 0 || session_find(st, id) || idx <= prev_index || idx > st->applied ||
-		    st->applied - idx > o->session_ttl_entries) {
+		    ms < prev_ms || ms > st->clock_ms || st->clock_ms - ms > o->session_ttl_ms) {
 			r->err = KV_ECORRUPT;
 			break;
 		}
 		prev_index = idx;
+		prev_ms = ms;
 		unsigned char *res = r_alloc(r, rlen);
 		if (!res)
 			break;
@@ -300,6 +307,7 @@ static int restore_sessions(struct snapr *r, const struct kv_options *o, struct 
 		se->client_id = id;
 		se->last_seq = seq;
 		se->last_index = idx;
+		se->last_ms = ms;
 		se->result = res;
 		se->result_len = rlen;
 		if (session_add(st, se) != 0) {
@@ -326,14 +334,16 @@ int kv_snapshot_restore(struct kv_store *s, kv_read_fn fn, void *arg)
 
 	unsigned char hdr[5] = {0};
 	r_bytes(r, hdr, 5);
-	if (r->err == 0 && (memcmp(hdr, SNAP_MAGIC, 4) != 0 || hdr[4] != SNAP_VERSION))
+	bool v1 = hdr[4] == SNAP_VERSION_V1;
+	if (r->err == 0 && (memcmp(hdr, SNAP_MAGIC, 4) != 0 || (hdr[4] != SNAP_VERSION && !v1)))
 		r->err = KV_ECORRUPT;
 	st.applied = r_u64(r);
 	st.revision = r_u64(r);
+	st.clock_ms = v1 ? 0 : r_u64(r);
 	if (r->err == 0)
 		restore_keys(r, &s->opts, &st);
 	if (r->err == 0)
-		restore_sessions(r, &s->opts, &st);
+		restore_sessions(r, &s->opts, &st, v1);
 	uint64_t want = r->h;
 	uint64_t sum = r_u64(r);
 	if (r->err == 0 && sum != want)

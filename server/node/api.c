@@ -25,6 +25,7 @@ static const struct {
 	{KV_ELIMIT, GRPC_STATUS_INVALID_ARGUMENT},
 	{KV_EINVAL, GRPC_STATUS_INVALID_ARGUMENT},
 	{KV_ESTALE, GRPC_STATUS_FAILED_PRECONDITION},
+	{KV_ESESSION, GRPC_STATUS_FAILED_PRECONDITION},
 	{KV_EINDEX, GRPC_STATUS_INTERNAL},
 	{KV_ECORRUPT, GRPC_STATUS_INTERNAL},
 	{KV_EIO, GRPC_STATUS_INTERNAL},
@@ -791,6 +792,15 @@ grpc_status_code api_write_reply(const struct api_request *r, const void *result
 	if (res.status == KV_ESTALE) {
 		st = fail(err, errlen, GRPC_STATUS_FAILED_PRECONDITION,
 			  "stale sequence number: client %llu already wrote a sequence after %llu",
+			  (unsigned long long)r->client_id, (unsigned long long)r->sequence);
+		goto err_result;
+	}
+	if (res.status == KV_ESESSION) {
+		st = fail(err, errlen, GRPC_STATUS_FAILED_PRECONDITION,
+			  API_ESESSION_TEXT
+			  ": client %llu has no session, so sequence %llu cannot "
+			  "be told from a retry of a write that may have been "
+			  "applied; start a new session (a new client id, sequence 1)",
 			  (unsigned long long)r->client_id, (unsigned long long)r->sequence);
 		goto err_result;
 	}

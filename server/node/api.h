@@ -96,11 +96,15 @@ struct api_header {
  * serialized response of r->method's type (*resp_len bytes; the caller frees). Otherwise
  * *resp is untouched: a result refused at apply time gets its code's status (e.g. an Append
  * beyond max_value_bytes: RESOURCE_EXHAUSTED; KV_ESTALE: FAILED_PRECONDITION "stale
- * sequence number: ..."); a result whose shape does not fit the request gets
+ * sequence number: ..."; KV_ESESSION: FAILED_PRECONDITION starting with API_ESESSION_TEXT,
+ * which the gateway recognizes); a result whose shape does not fit the request gets
  * FAILED_PRECONDITION when a write id was given (the id was reused for a different request)
  * and INTERNAL otherwise; an undecodable result INTERNAL; out of memory RESOURCE_EXHAUSTED.
  * r must be a write.
  */
+/* How a refusal for an unknown or expired write id session begins (see kv.h "Sessions"). */
+#define API_ESESSION_TEXT "write id session unknown or expired"
+
 grpc_status_code api_write_reply(const struct api_request *r, const void *result, size_t result_len,
 				 const struct api_header *h, void **resp, size_t *resp_len,
 				 char *err, size_t errlen);

@@ -46,6 +46,9 @@ static const struct flag_spec opts[] = {
 	    "largest value (RESOURCE_EXHAUSTED beyond); must be equal on every member"),
 	U64(max_txn_ops, "max-txn-ops", "RAFTKV_MAX_TXN_OPS", "128",
 	    "most compares / operations per Txn branch; must be equal on every member"),
+	U64(session_ttl_ms, "session-ttl-ms", "RAFTKV_SESSION_TTL_MS", "600000",
+	    "how long a write id session lives unused, in leader time (retries of its writes are "
+	    "deduplicated that long); must be equal on every member"),
 	U64(shutdown_timeout_ms, "shutdown-timeout-ms", "RAFTKV_SHUTDOWN_TIMEOUT_MS", "5000",
 	    "on SIGTERM, how long a leader tries to hand over leadership before exiting"),
 	STR(log_level, "log-level", "RAFTKV_LOG_LEVEL", "info", "debug, info, warn or error"),
@@ -175,14 +178,14 @@ static int validate(struct node_config *c, char *err, size_t errlen)
 		return -1;
 	}
 	if (c->snapshot_entries == 0 || c->snapshot_bytes == 0 || c->max_key_bytes == 0 ||
-	    c->max_value_bytes == 0 || c->max_txn_ops == 0 || c->max_request_bytes < 1024 ||
-	    c->max_key_bytes > 65536 || c->max_value_bytes > (64u << 20) ||
-	    c->max_request_bytes > (256u << 20)) {
+	    c->max_value_bytes == 0 || c->max_txn_ops == 0 || c->session_ttl_ms == 0 ||
+	    c->max_request_bytes < 1024 || c->max_key_bytes > 65536 ||
+	    c->max_value_bytes > (64u << 20) || c->max_request_bytes > (256u << 20)) {
 		snprintf(err, errlen,
 			 "limits: snapshot-entries, snapshot-bytes, max-key-bytes (<= 65536), "
 			 "max-value-bytes "
-			 "(<= 64 MiB), max-txn-ops must be > 0; max-request-bytes in [1024, 256 "
-			 "MiB]");
+			 "(<= 64 MiB), max-txn-ops, session-ttl-ms must be > 0; max-request-bytes "
+			 "in [1024, 256 MiB]");
 		return -1;
 	}
 	if (log_options_parse(c->log_level, c->log_format, NULL, NULL) != 0) {

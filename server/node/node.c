@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/byteorder.h"
@@ -372,10 +373,20 @@ static bool refuse(struct node *n, struct mb_item *it)
 	return false;
 }
 
+/* The wall clock in Unix milliseconds: a leader stamps it on every command it proposes, the
+ * state machine's clock for session expiry (see kv.h, "Sessions"). */
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /* Propose every write of one mailbox drain as one batch of entries. */
 static void propose_writes(struct node *n, struct batch *b)
 {
 	size_t k = 0;
+	uint64_t now = wall_ms();
 	struct raft_buf **bufs = malloc((b->n + 1) * sizeof(*bufs));
 	if (bufs == NULL)
 		FATAL("out of memory");
@@ -391,6 +402,8 @@ static void propose_writes(struct node *n, struct batch *b)
 			b->items[i] = NULL;
 			continue;
 		}
+		if (kv_cmd_set_time(it->req->cmd, it->req->cmd_len, now) != 0)
+			FATAL("a write request without an encoded command");
 		bufs[k++] = raft_buf_new(it->req->cmd, it->req->cmd_len);
 		b->items[k - 1] = it;
 	}
@@ -894,6 +907,7 @@ int node_start(const struct node_config *cfg, int sigfd, struct node **out, char
 	n->kv_opts.max_key_bytes = (uint32_t)cfg->max_key_bytes;
 	n->kv_opts.max_value_bytes = (uint32_t)cfg->max_value_bytes;
 	n->kv_opts.max_txn_ops = (uint32_t)cfg->max_txn_ops;
+	n->kv_opts.session_ttl_ms = cfg->session_ttl_ms;
 	n->last_health = -1;
 	pthread_mutex_init(&n->mb.mu, NULL);
 	n->mb.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

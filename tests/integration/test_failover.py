@@ -160,8 +160,8 @@ def test_duplicate_write_after_leader_change():
     assert a2r.kv.value == b"ab" and a2r.header.revision == a2.header.revision, a2r
     # deduplicated Put and Txn as well (same pair, different client for isolation)
     c2 = client ^ 1 or 2
-    p1 = c.call("Put", P.PutRequest(key=key + b"/p", value=b"1", write_id=h.wid(c2, 7)))
-    p1r = c.call("Put", P.PutRequest(key=key + b"/p", value=b"1", write_id=h.wid(c2, 7)))
+    p1 = c.call("Put", P.PutRequest(key=key + b"/p", value=b"1", write_id=h.wid(c2, 1)))
+    p1r = c.call("Put", P.PutRequest(key=key + b"/p", value=b"1", write_id=h.wid(c2, 1)))
     assert p1r.header.revision == p1.header.revision, (p1, p1r)
     assert L2.kv().Get(P.GetRequest(key=key + b"/p"), timeout=h.scaled(5)).kv.version == 1
     # the old leader returns and agrees

@@ -151,16 +151,22 @@ def test_client_errors_pass_through():
         assert isinstance(e, grpc.RpcError), "%s: expected %s, got %r" % (what, code, e)
         assert e.code() == code, "%s: expected %s, got %s (%s)" % (what, code, e.code(), e.details())
         assert dt < quick, "%s: %s took %.2fs (retried?)" % (what, code, dt)
-    # an older sequence of the same client: FAILED_PRECONDITION
+    # a session starts at sequence 1: another sequence of an unknown client is refused
     client = h.rng.randrange(1, 2**63)
     h.log("client id %d" % client)
+    e, dt = timed(lambda: kv.Put(p.PutRequest(key=b"seq", value=b"0", write_id=h.wid(client, 4)), timeout=T))
+    assert isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.FAILED_PRECONDITION, e
+    assert "session unknown or expired" in e.details(), e.details()
+    assert dt < quick, "FAILED_PRECONDITION took %.2fs" % dt
+    # an older sequence of the same client: FAILED_PRECONDITION
+    kv.Put(p.PutRequest(key=b"seq", value=b"1", write_id=h.wid(client, 1)), timeout=T)
     kv.Put(p.PutRequest(key=b"seq", value=b"5", write_id=h.wid(client, 5)), timeout=T)
     e, dt = timed(lambda: kv.Put(p.PutRequest(key=b"seq", value=b"3", write_id=h.wid(client, 3)), timeout=T))
     assert isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.FAILED_PRECONDITION, e
     assert dt < quick, "FAILED_PRECONDITION took %.2fs" % dt
     assert kv.Get(p.GetRequest(key=b"seq"), timeout=T).kv.value == b"5"
     rev1 = g.cl().Status(h.stubs().cl.StatusRequest(), timeout=T).revision
-    assert rev1 == rev0 + 1, "revision %d -> %d: a refused request changed something" % (rev0, rev1)
+    assert rev1 == rev0 + 2, "revision %d -> %d: a refused request changed something" % (rev0, rev1)
 
 
 def test_tiny_deadline():

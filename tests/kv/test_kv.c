@@ -2,6 +2,7 @@
  * revision bookkeeping, ranges, txns, limits, sessions, codecs, snapshots, and a randomized
  * comparison with a simple reference model. */
 #include "common/prng.h"
+#include "common/byteorder.h"
 #include "cunit_main.h"
 #include "server/kv/kv.h"
 
@@ -99,11 +100,11 @@ static int append(const char *k, struct kv_bytes suffix)
 }
 
 /* Check key k's value and metadata (value NULL: k must be absent). */
-static void expect_kv(const char *k, const char *value, uint64_t create, uint64_t mod,
-		      uint64_t version)
+static void expect_kv_in(const struct kv_store *s, const char *k, const char *value,
+			 uint64_t create, uint64_t mod, uint64_t version)
 {
 	struct kv_range_result r;
-	CU_ASSERT_EQUAL_FATAL(kv_get(fx.s, k, strlen(k), &r), 0);
+	CU_ASSERT_EQUAL_FATAL(kv_get(s, k, strlen(k), &r), 0);
 	if (!value) {
 		CU_ASSERT_EQUAL(r.n, 0);
 		CU_ASSERT_EQUAL(r.count, 0);
@@ -116,6 +117,12 @@ static void expect_kv(const char *k, const char *value, uint64_t create, uint64_
 		CU_ASSERT_EQUAL(r.kvs[0].version, version);
 	}
 	kv_range_result_free(&r);
+}
+
+static void expect_kv(const char *k, const char *value, uint64_t create, uint64_t mod,
+		      uint64_t version)
+{
+	expect_kv_in(fx.s, k, value, create, mod, version);
 }
 
 /* Range read; the keys returned, joined by ',' into buf. */
@@ -637,7 +644,9 @@ static void test_cmd_decode_rejects(void)
 	memcpy(p, enc, len);
 	p[len] = 0;
 	CU_ASSERT_EQUAL(kv_cmd_decode(p, len + 1, &d), KV_EMALFORMED);
-	p[0] = 2;
+	p[0] = 3;
+	CU_ASSERT_EQUAL(kv_cmd_decode(p, len, &d), KV_EMALFORMED);
+	p[0] = 0;
 	CU_ASSERT_EQUAL(kv_cmd_decode(p, len, &d), KV_EMALFORMED);
 	free(p);
 
@@ -653,12 +662,13 @@ static void test_cmd_decode_rejects(void)
 			p[prng_below(&rng, len)] ^= (unsigned char)(1u << prng_below(&rng, 8));
 		int rv = kv_cmd_decode(p, len, &d);
 		CU_ASSERT(rv == 0 || rv == KV_EMALFORMED);
-		if (rv == 0) {
+		if (rv == 0 && p[0] == enc[0]) { /* (a version 1 command re-encodes as 2) */
 			CU_ASSERT_EQUAL(kv_cmd_encode(&d, &enc2, &len2), 0);
 			CU_ASSERT(len2 == len && memcmp(p, enc2, len) == 0);
 			free(enc2);
-			kv_cmd_free(&d);
 		}
+		if (rv == 0)
+			kv_cmd_free(&d);
 		free(p);
 	}
 	/* Huge counts with few bytes must not allocate or read past the end. */
@@ -692,13 +702,21 @@ static void test_cmd_decode_rejects(void)
 
 /* ---- sessions ------------------------------------------------------------------------- */
 
-static int put_s(struct kv_store *s, uint64_t *index, uint64_t client, uint64_t seq, const char *k,
-		 const char *v, struct kv_result *r)
+/* A put under write id (client, seq) proposed at leader time `ms` (0: none). */
+static int put_st(struct kv_store *s, uint64_t *index, uint64_t client, uint64_t seq, uint64_t ms,
+		  const char *k, const char *v, struct kv_result *r)
 {
 	struct kv_cmd c = op_cmd(KV_OP_PUT, B(k), B(v), NO_END);
 	c.client_id = client;
 	c.sequence = seq;
+	c.time_ms = ms;
 	return apply_on(s, index, &c, r);
+}
+
+static int put_s(struct kv_store *s, uint64_t *index, uint64_t client, uint64_t seq, const char *k,
+		 const char *v, struct kv_result *r)
+{
+	return put_st(s, index, client, seq, 0, k, v, r);
 }
 
 static void test_dedup(void)
@@ -752,34 +770,109 @@ static void test_dedup(void)
 	free(enc);
 }
 
-static void test_session_expiry_and_lru(void)
+#define MIN_MS (60 * 1000ULL)
+#define T0     1796500000000ULL /* a leader's wall clock, Unix ms */
+
+/* Sessions expire after session_ttl_ms of the log's clock (leaders' stamps), however many
+ * entries pass: a client partitioned away for minutes at full load can still retry. */
+static void test_session_expiry_by_leader_time(void)
 {
 	struct kv_options o;
 	kv_options_default(&o);
-	o.session_ttl_entries = 5;
-	o.max_sessions = 3;
+	CU_ASSERT_EQUAL(o.session_ttl_ms, 10 * MIN_MS);
 	struct kv_store *s = kv_store_new(&o);
 	uint64_t idx = 0;
 	struct kv_result r;
 
-	/* Expiry: used at index 1; alive through index 6 (5 entries later), gone at 7. */
-	CU_ASSERT_EQUAL(put_s(s, &idx, 1, 1, "a", "1", NULL), 0); /* idx 1 */
-	CU_ASSERT_EQUAL(kv_advance(s, 5), 0);                     /* no-op entries count */
-	idx = 5;
-	CU_ASSERT_EQUAL(put_s(s, &idx, 1, 1, "a", "1", &r), 0); /* idx 6: duplicate, touches */
+	CU_ASSERT_EQUAL(put_st(s, &idx, 1, 1, T0, "a", "1", NULL), 0);
+	/* 500k other writes within 9 minutes: far more entries than any fixed count... */
+	for (uint64_t i = 0; i < 500000; i++) {
+		struct kv_cmd c = op_cmd(KV_OP_PUT, B("other"), B("x"), NO_END);
+		c.time_ms = T0 + i / 1000;
+		CU_ASSERT_EQUAL_FATAL(apply_on(s, &idx, &c, NULL), 0);
+	}
+	CU_ASSERT_EQUAL(put_st(s, &idx, 2, 1, T0 + 9 * MIN_MS, "b", "1", NULL), 0);
+	/* ...and the retry 9 minutes later is still deduplicated (revision 1, not applied). */
+	CU_ASSERT_EQUAL(put_st(s, &idx, 1, 1, T0 + 9 * MIN_MS, "a", "1", &r), 0);
 	CU_ASSERT_EQUAL(r.revision, 1);
 	kv_result_free(&r);
-	idx = 11;
-	CU_ASSERT_EQUAL(put_s(s, &idx, 2, 1, "b", "1", NULL), 0); /* idx 12: 1 expires (12-6>5) */
-	CU_ASSERT_EQUAL(kv_store_session_count(s), 1);
-	CU_ASSERT_EQUAL(put_s(s, &idx, 1, 1, "a", "1", &r), 0); /* applied again: new session */
-	CU_ASSERT_EQUAL(r.revision, 3);
-	kv_result_free(&r);
-	CU_ASSERT_EQUAL(kv_advance(s, 100), 0); /* kv_advance expires too */
-	idx = 100;
-	CU_ASSERT_EQUAL(kv_store_session_count(s), 0);
+	expect_kv_in(s, "a", "1", 1, 1, 1);
 
-	/* LRU: 3 sessions max; using 10 keeps it, so 11 (least recent) is evicted for 13. */
+	/* Used at T0+9min; alive at exactly 10 minutes after that, gone 1 ms later. */
+	CU_ASSERT_EQUAL(put_st(s, &idx, 2, 2, T0 + 19 * MIN_MS, "b", "2", NULL), 0);
+	CU_ASSERT_EQUAL(kv_store_session_count(s), 2);
+	CU_ASSERT_EQUAL(put_st(s, &idx, 2, 3, T0 + 19 * MIN_MS + 1, "b", "3", NULL), 0);
+	CU_ASSERT_EQUAL(kv_store_session_count(s), 1); /* client 1 expired, client 2 alive */
+	/* The expired client's retry is refused, not applied twice: its session is unknown. */
+	uint64_t rev = kv_store_revision(s);
+	CU_ASSERT_EQUAL(put_st(s, &idx, 1, 2, T0 + 19 * MIN_MS + 2, "a", "2", &r), KV_ESESSION);
+	CU_ASSERT_EQUAL(r.status, KV_ESESSION);
+	CU_ASSERT_EQUAL(r.revision, rev);
+	kv_result_free(&r);
+	CU_ASSERT_EQUAL(kv_store_revision(s), rev);
+	CU_ASSERT_EQUAL(kv_store_session_count(s), 1); /* nothing recorded for it */
+	/* A new session (sequence 1) applies. */
+	CU_ASSERT_EQUAL(put_st(s, &idx, 3, 1, T0 + 19 * MIN_MS + 3, "a", "3", NULL), 0);
+	CU_ASSERT_EQUAL(kv_store_revision(s), rev + 1);
+	kv_store_free(s);
+}
+
+/* The log clock never goes back (a new leader whose wall clock is behind), entries without a
+ * time do not move it, and no-op entries expire nothing. */
+static void test_session_clock_rules(void)
+{
+	struct kv_options o;
+	kv_options_default(&o);
+	o.session_ttl_ms = 1000;
+	struct kv_store *s = kv_store_new(&o);
+	uint64_t idx = 0;
+	/* No stamps yet: sessions live however many entries pass. */
+	CU_ASSERT_EQUAL(put_s(s, &idx, 1, 1, "a", "1", NULL), 0);
+	CU_ASSERT_EQUAL(kv_advance(s, 1000000), 0);
+	idx = 1000000;
+	CU_ASSERT_EQUAL(kv_store_session_count(s), 1);
+	/* The first stamp counts as a use of every session, not as 50 years of idleness. */
+	CU_ASSERT_EQUAL(put_st(s, &idx, 2, 1, T0, "b", "1", NULL), 0);
+	CU_ASSERT_EQUAL(kv_store_session_count(s), 2);
+	/* A leader 10 s behind: the clock stays; client 1 is not expired by it... */
+	CU_ASSERT_EQUAL(put_st(s, &idx, 3, 1, T0 - 10000, "c", "1", NULL), 0);
+	CU_ASSERT_EQUAL(kv_store_session_count(s), 3);
+	/* ...and the sessions it touched are as old as the clock, not as its own clock. */
+	CU_ASSERT_EQUAL(put_st(s, &idx, 4, 1, T0 + 1000, "d", "1", NULL), 0);
+	CU_ASSERT_EQUAL(kv_store_session_count(s), 4);
+	CU_ASSERT_EQUAL(put_st(s, &idx, 4, 2, T0 + 1001, "d", "2", NULL), 0);
+	CU_ASSERT_EQUAL(kv_store_session_count(s), 1);
+	/* No-op entries move nothing. */
+	CU_ASSERT_EQUAL(kv_advance(s, idx + 100), 0);
+	CU_ASSERT_EQUAL(kv_store_session_count(s), 1);
+	kv_store_free(s);
+}
+
+/* Sequence 1 starts a session; any other sequence of an unknown client id is refused. */
+static void test_session_start(void)
+{
+	uint64_t rev = kv_store_revision(fx.s);
+	struct kv_result r;
+	CU_ASSERT_EQUAL(put_s(fx.s, &fx.index, 42, 7, "k", "v", &r), KV_ESESSION);
+	kv_result_free(&r);
+	CU_ASSERT_EQUAL(put_s(fx.s, &fx.index, 42, 7, "k", "v", NULL), KV_ESESSION);
+	CU_ASSERT_EQUAL(kv_store_revision(fx.s), rev);
+	CU_ASSERT_EQUAL(kv_store_session_count(fx.s), 0);
+	CU_ASSERT_EQUAL(put_s(fx.s, &fx.index, 42, 1, "k", "v", NULL), 0);
+	CU_ASSERT_EQUAL(put_s(fx.s, &fx.index, 42, 7, "k", "w", NULL), 0); /* gaps are fine */
+	CU_ASSERT_EQUAL(kv_store_revision(fx.s), rev + 2);
+	CU_ASSERT_STRING_EQUAL(kv_strerror(KV_ESESSION), "write id session unknown or expired");
+}
+
+/* LRU: at most max_sessions; the least recently used is evicted first, and an evicted
+ * client's next write is refused (it cannot be told from a retry). */
+static void test_session_lru(void)
+{
+	struct kv_options o;
+	kv_options_default(&o);
+	o.max_sessions = 3;
+	struct kv_store *s = kv_store_new(&o);
+	uint64_t idx = 0;
 	CU_ASSERT_EQUAL(put_s(s, &idx, 10, 1, "x", "1", NULL), 0);
 	CU_ASSERT_EQUAL(put_s(s, &idx, 11, 1, "x", "2", NULL), 0);
 	CU_ASSERT_EQUAL(put_s(s, &idx, 12, 1, "x", "3", NULL), 0);
@@ -789,9 +882,41 @@ static void test_session_expiry_and_lru(void)
 	uint64_t rev = kv_store_revision(s);
 	CU_ASSERT_EQUAL(put_s(s, &idx, 10, 1, "x", "1", NULL), 0); /* still deduplicated */
 	CU_ASSERT_EQUAL(kv_store_revision(s), rev);
-	CU_ASSERT_EQUAL(put_s(s, &idx, 11, 1, "x", "2", NULL), 0); /* evicted: applies again */
-	CU_ASSERT_EQUAL(kv_store_revision(s), rev + 1);
+	CU_ASSERT_EQUAL(put_s(s, &idx, 11, 2, "x", "5", NULL), KV_ESESSION); /* evicted */
+	CU_ASSERT_EQUAL(kv_store_revision(s), rev);
 	kv_store_free(s);
+}
+
+/* Encoded commands: version 2 carries the time, kv_cmd_set_time stamps it in place, and
+ * version 1 commands (no time) still decode. */
+static void test_command_time(void)
+{
+	struct kv_cmd c = op_cmd(KV_OP_PUT, B("k"), B("v"), NO_END);
+	c.client_id = 3;
+	c.sequence = 1;
+	unsigned char *enc;
+	size_t len;
+	CU_ASSERT_EQUAL_FATAL(kv_cmd_encode(&c, &enc, &len), 0);
+	CU_ASSERT_EQUAL(enc[0], 2);
+	CU_ASSERT_EQUAL(kv_cmd_set_time(enc, len, T0), 0);
+	struct kv_cmd d;
+	CU_ASSERT_EQUAL_FATAL(kv_cmd_decode(enc, len, &d), 0);
+	CU_ASSERT_EQUAL(d.time_ms, T0);
+	CU_ASSERT_EQUAL(d.client_id, 3);
+	kv_cmd_free(&d);
+	/* The same command as version 1: no time field. */
+	unsigned char *v1 = malloc(len - 8);
+	v1[0] = 1;
+	memcpy(v1 + 1, enc + 9, len - 9);
+	CU_ASSERT_EQUAL_FATAL(kv_cmd_decode(v1, len - 8, &d), 0);
+	CU_ASSERT_EQUAL(d.time_ms, 0);
+	CU_ASSERT_EQUAL(d.client_id, 3);
+	CU_ASSERT(BEQ(d.op.value, "v"));
+	kv_cmd_free(&d);
+	CU_ASSERT_EQUAL(kv_cmd_set_time(v1, len - 8, T0), KV_EMALFORMED);
+	CU_ASSERT_EQUAL(kv_cmd_set_time(enc, 5, T0), KV_EMALFORMED);
+	free(v1);
+	free(enc);
 }
 
 /* ---- snapshots ------------------------------------------------------------------------ */
@@ -806,7 +931,7 @@ static void fill_small(void)
 	CU_ASSERT_EQUAL(append("beta", B("x")), 0);
 	struct kv_op g = {.type = KV_OP_GET, .key = B("a"), .range_end = FROM_KEY};
 	struct kv_cmd t = {
-		.client_id = 9, .sequence = 4, .type = KV_OP_TXN, .success = &g, .n_success = 1};
+		.client_id = 9, .sequence = 1, .type = KV_OP_TXN, .success = &g, .n_success = 1};
 	CU_ASSERT_EQUAL(apply(&t, NULL), 0);
 	CU_ASSERT_EQUAL(kv_advance(fx.s, fx.index + 3), 0);
 	fx.index += 3;
@@ -860,6 +985,99 @@ static void test_snapshot_roundtrip(void)
 	kv_store_free(s3);
 	kv_store_free(s2);
 	free(m.p);
+}
+
+/* Snapshots written by version 1 (no log clock, no last use time) still restore: the
+ * sessions come back and count as used when the clock first moves. */
+struct v1buf {
+	unsigned char p[512];
+	size_t n;
+};
+
+static void v1_put(struct v1buf *b, const void *p, size_t n)
+{
+	CU_ASSERT_FATAL(b->n + n <= sizeof(b->p));
+	memcpy(b->p + b->n, p, n);
+	b->n += n;
+}
+
+static void v1_u64(struct v1buf *b, uint64_t v)
+{
+	unsigned char x[8];
+	put_be64(x, v);
+	v1_put(b, x, 8);
+}
+
+static void v1_blob(struct v1buf *b, const void *p, size_t n)
+{
+	unsigned char x[4];
+	put_be32(x, (uint32_t)n);
+	v1_put(b, x, 4);
+	v1_put(b, p, n);
+}
+
+static void test_snapshot_version1_restores(void)
+{
+	/* A real result to store in the session. */
+	struct kv_store *src = kv_store_new(NULL);
+	uint64_t si = 0;
+	struct kv_cmd c = op_cmd(KV_OP_PUT, B("k"), B("v"), NO_END);
+	c.client_id = 5;
+	c.sequence = 3;
+	unsigned char *enc, *res;
+	size_t len, rlen;
+	CU_ASSERT_EQUAL_FATAL(kv_cmd_encode(&c, &enc, &len), 0);
+	CU_ASSERT_EQUAL(put_s(src, &si, 5, 1, "x", "y", NULL), 0);
+	CU_ASSERT_EQUAL(kv_apply(src, ++si, enc, len, &res, &rlen), 0);
+
+	struct v1buf b = {.n = 0};
+	v1_put(&b, "RKVS\x01", 5);
+	v1_u64(&b, 40); /* applied */
+	v1_u64(&b, 2);  /* revision */
+	v1_u64(&b, 1);  /* one key */
+	v1_blob(&b, "k", 1);
+	v1_blob(&b, "v", 1);
+	v1_u64(&b, 2);
+	v1_u64(&b, 2);
+	v1_u64(&b, 1);
+	v1_u64(&b, 1); /* one session: client 5, sequence 3, used at index 39 */
+	v1_u64(&b, 5);
+	v1_u64(&b, 3);
+	v1_u64(&b, 39);
+	v1_blob(&b, res, rlen);
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < b.n; i++) {
+		h ^= b.p[i];
+		h *= 0x100000001b3ULL;
+	}
+	v1_u64(&b, h);
+
+	struct kv_store *s = kv_store_new(NULL);
+	CU_ASSERT_EQUAL_FATAL(restore(s, b.p, b.n, 0), 0);
+	CU_ASSERT_EQUAL(kv_store_applied_index(s), 40);
+	CU_ASSERT_EQUAL(kv_store_session_count(s), 1);
+	expect_kv_in(s, "k", "v", 2, 2, 1);
+	/* A retry of (5, 3), now with a leader time: deduplicated, the session survived. */
+	uint64_t idx = 40;
+	CU_ASSERT_EQUAL(kv_cmd_set_time(enc, len, T0), 0);
+	unsigned char *out;
+	size_t out_len;
+	CU_ASSERT_EQUAL(kv_apply(s, ++idx, enc, len, &out, &out_len), 0);
+	CU_ASSERT(out_len == rlen && memcmp(out, res, rlen) == 0);
+	CU_ASSERT_EQUAL(kv_store_revision(s), 2);
+	free(out);
+	/* And the restored state round-trips through a version 2 snapshot. */
+	struct mem m = snap(s);
+	CU_ASSERT_EQUAL(m.p[4], 2);
+	struct kv_store *s2 = kv_store_new(NULL);
+	CU_ASSERT_EQUAL(restore(s2, m.p, m.len, 0), 0);
+	CU_ASSERT_TRUE(same_snapshot(s, s2));
+	free(m.p);
+	kv_store_free(s2);
+	kv_store_free(s);
+	kv_store_free(src);
+	free(res);
+	free(enc);
 }
 
 static void test_snapshot_rejects_corruption(void)
@@ -1337,8 +1555,9 @@ static void test_determinism(void)
 	char k[16];
 	for (int i = 0; i < 300; i++) {
 		snprintf(k, sizeof(k), "k%d", (i * 37) % 101);
-		CU_ASSERT_EQUAL(put_s(x, &xi, (uint64_t)(i % 7), (uint64_t)i, k, "v", NULL), 0);
-		CU_ASSERT_EQUAL(put_s(y, &yi, (uint64_t)(i % 7), (uint64_t)i, k, "v", NULL), 0);
+		uint64_t seq = (uint64_t)i / 7 + 1;
+		CU_ASSERT_EQUAL(put_s(x, &xi, (uint64_t)(i % 7), seq, k, "v", NULL), 0);
+		CU_ASSERT_EQUAL(put_s(y, &yi, (uint64_t)(i % 7), seq, k, "v", NULL), 0);
 	}
 	CU_ASSERT_TRUE(same_snapshot(x, y));
 	kv_store_free(x);
@@ -1356,9 +1575,14 @@ static CU_TestInfo kv_tests[] = {
 	{"malformed commands, apply index", test_malformed_and_index},
 	{"command decode rejects malformed input", test_cmd_decode_rejects},
 	{"dedup", test_dedup},
-	{"session expiry and LRU", test_session_expiry_and_lru},
+	{"sessions expire by leader time, not entries", test_session_expiry_by_leader_time},
+	{"session clock rules", test_session_clock_rules},
+	{"sequence 1 starts a session", test_session_start},
+	{"session LRU eviction", test_session_lru},
+	{"command time: v2 stamps, v1 decodes", test_command_time},
 	{"snapshot round trip", test_snapshot_roundtrip},
 	{"snapshot rejects corruption", test_snapshot_rejects_corruption},
+	{"snapshot version 1 restores", test_snapshot_version1_restores},
 	{"snapshot large streams", test_snapshot_large_streams},
 	{"randomized model", test_model_random},
 	{"determinism", test_determinism},
