@@ -136,7 +136,9 @@ typedef int (*meta_visit)(struct storage *s, DB_TXN *txn, struct storage_snapsho
 static int walk_meta(struct storage *s, DB_TXN *txn, meta_visit visit, void *arg)
 {
 	DBC *c;
-	int ret = s->snapmeta->cursor(s->snapmeta, txn, &c, 0);
+	/* Outside a transaction (a reader looking for the newest snapshot): a dirty read, so it
+	 * neither waits behind the snapshotter's commit nor deadlocks with it. */
+	int ret = s->snapmeta->cursor(s->snapmeta, txn, &c, txn == NULL ? DB_READ_UNCOMMITTED : 0);
 	if (ret != 0)
 		return storage_fail(s, "snapmeta.db", "DB->cursor", ret);
 	unsigned char kb[8];
@@ -421,12 +423,10 @@ int storage_snapshot_open(struct storage *s, struct storage_snapshot_info *info,
 {
 	struct storage_snapshot_info found;
 	uint64_t chunks = 0;
-	DB_TXN *txn;
-	int rv = storage_txn_begin_snapshot(s, &txn);
-	if (rv != 0)
-		return rv;
-	rv = newest(s, txn, &found, &chunks);
-	txn->abort(txn); /* it only read */
+	int rv, attempt = 0;
+	do
+		rv = newest(s, NULL, &found, &chunks);
+	while (storage_retry(s, &rv, &attempt));
 	if (rv != 0)
 		return rv;
 	struct storage_snapshot_reader *r = calloc(1, sizeof(*r));
@@ -459,14 +459,10 @@ int storage_snapshot_read(struct storage_snapshot_reader *r, void *buf, size_t c
 			unsigned char kb[16];
 			chunk_key(kb, r->id, r->next_chunk);
 			DBT k = {.data = kb, .size = 16};
-			/* Under snapshot isolation: no lock waits behind a writer (the gRPC
-			 * loop reads chunks for transfers) and no part in a deadlock. */
-			DB_TXN *txn;
-			int rv = storage_txn_begin_snapshot(s, &txn);
-			if (rv != 0)
-				return rv;
-			int ret = s->snap->get(s->snap, txn, &k, &r->chunk, 0);
-			txn->abort(txn);
+			/* A dirty read: no wait behind a writer (the gRPC loop reads chunks for
+			 * transfers while the snapshotter may be deleting this snapshot), no
+			 * part in a deadlock. A chunk being deleted reads as missing. */
+			int ret = s->snap->get(s->snap, NULL, &k, &r->chunk, DB_READ_UNCOMMITTED);
 			if (ret == DB_NOTFOUND)
 				return storage_failf(s, STORAGE_ECORRUPT,
 						     "storage: %s: snap.db: snapshot %llu is "

@@ -49,6 +49,8 @@ int storage_fail(struct storage *s, const char *file, const char *what, int ret)
 	int rv = corrupt ? STORAGE_ECORRUPT : STORAGE_EIO;
 	if (ret == DB_LOCK_DEADLOCK || ret == DB_LOCK_NOTGRANTED)
 		rv = STORAGE_ERETRY;
+	if (ret == ENOSPC)
+		rv = STORAGE_EFULL;
 	storage_failf(s, rv, "storage: %s: %s: %s: %s%s%s", s->dir, file, what, db_strerror(ret),
 		      s->bdb_err[0] ? " (" : "", s->bdb_err);
 	if (s->bdb_err[0])
@@ -78,12 +80,6 @@ int storage_txn_begin(struct storage *s, DB_TXN **txn)
 {
 	int ret = s->env->txn_begin(s->env, NULL, txn, 0);
 	return ret == 0 ? 0 : storage_fail(s, "environment", "DB_ENV->txn_begin", ret);
-}
-
-int storage_txn_begin_snapshot(struct storage *s, DB_TXN **txn)
-{
-	int ret = s->env->txn_begin(s->env, NULL, txn, DB_TXN_SNAPSHOT);
-	return ret == 0 ? 0 : storage_fail(s, "environment", "DB_ENV->txn_begin(snapshot)", ret);
 }
 
 bool storage_retry(struct storage *s, int *rv, int *attempt)
@@ -148,9 +144,10 @@ static int lock_dir(struct storage *s)
 	return 0;
 }
 
-/* multiversion: copy-on-write pages, so snapshot-isolation readers never wait for writers
- * (the snapshot databases, read by transfers while the snapshotter writes). */
-static int open_db(struct storage *s, DB **db, const char *file, bool multiversion)
+/* dirty_reads: readers may ask for uncommitted data (DB_READ_UNCOMMITTED), so they never
+ * wait behind a writer's locks. For the snapshot databases: a complete snapshot's chunks never
+ * change, they are only deleted, so such a reader sees the chunk or its deletion. */
+static int open_db(struct storage *s, DB **db, const char *file, bool dirty_reads)
 {
 	int ret = db_create(db, s->env, 0);
 	if (ret != 0)
@@ -164,7 +161,7 @@ static int open_db(struct storage *s, DB **db, const char *file, bool multiversi
 	if (ret == 0)
 		ret = (*db)->open(*db, NULL, file, NULL, DB_BTREE,
 				  DB_CREATE | DB_THREAD | DB_AUTO_COMMIT |
-					  (multiversion ? DB_MULTIVERSION : 0),
+					  (dirty_reads ? DB_READ_UNCOMMITTED : 0),
 				  DB_FILE_MODE);
 	if (ret != 0) {
 		int rv = storage_fail(s, file, "DB->open", ret);
@@ -228,7 +225,7 @@ static int open_env(struct storage *s)
 	if (ret == 0)
 		ret = s->env->open(s->env, s->dir,
 				   DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG |
-					   DB_INIT_MPOOL | DB_RECOVER | DB_THREAD,
+					   DB_INIT_MPOOL | DB_RECOVER | DB_THREAD | DB_PRIVATE,
 				   DB_FILE_MODE);
 	if (ret != 0)
 		return storage_fail(s, "environment", "DB_ENV->open (recovery)", ret);

@@ -6,7 +6,11 @@
 /*
  * One data directory holds one BDB environment (DB_INIT_TXN | DB_INIT_LOG | DB_INIT_LOCK |
  * DB_INIT_MPOOL | DB_RECOVER, created if missing) and four databases, all with page
- * checksums:
+ * checksums. The environment's regions (cache, locks, log buffer) live in the process's heap
+ * (DB_PRIVATE), not in memory-mapped files: a full file system then fails a write with
+ * STORAGE_EFULL instead of killing the process with SIGBUS. (BDB log files are not
+ * preallocated: DB_LOG_ZERO made recovery after a power loss fail in test_storage_powerloss;
+ * a log write cut short by a full disk fails its commit, and recovery drops the torn tail.)
  *
  *   log.db    btree: 8-byte big-endian index -> term (8, BE) | type (1) | payload
  *   meta.db   btree: name -> value (hard state, node id, cluster id, membership, ...)
@@ -34,6 +38,7 @@
 #define STORAGE_ENOENT   (-4) /* no such record (no snapshot, unknown meta key) */
 #define STORAGE_EINVAL   (-5) /* bad argument (non-contiguous entries, oversize key, ...) */
 #define STORAGE_ENOSPC   (-6) /* a buffer given by the caller is too small */
+#define STORAGE_EFULL    (-7) /* the file system is full (ENOSPC): nothing was written */
 
 #define STORAGE_SNAPSHOT_CHUNK (1024 * 1024) /* bytes per snapshot chunk record */
 #define STORAGE_META_KEY_MAX   64

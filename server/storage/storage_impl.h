@@ -38,11 +38,8 @@ int storage_failf(struct storage *s, int rv, const char *fmt, ...)
  * STORAGE_ECORRUPT for a key of another size. `file` names the database in errors. */
 int storage_edge_key(struct storage *s, DB *db, const char *file, uint32_t how, uint64_t *key);
 
-/* Transaction helpers: begin (never NULL on success) and commit/abort. A snapshot-isolation
- * transaction (DB_TXN_SNAPSHOT) reads the multiversion databases (snap.db, snapmeta.db) as
- * they were when it began, without taking locks. */
+/* Transaction helpers: begin (never NULL on success) and commit/abort. */
 int storage_txn_begin(struct storage *s, DB_TXN **txn);
-int storage_txn_begin_snapshot(struct storage *s, DB_TXN **txn);
 int storage_txn_commit(struct storage *s, DB_TXN *txn, bool sync);
 
 /*

@@ -166,8 +166,10 @@ static int write_snapshot(uint64_t index, size_t size, unsigned char fill)
 }
 
 /* The snapshotter's commit deletes the previous snapshot's chunks in one transaction while
- * a transfer may still be reading them on the gRPC loop. The reader must neither wait for
- * that transaction nor see it half done: it reads the snapshot whole, as committed. */
+ * a transfer may still be reading them on the gRPC loop. The reader must not wait for that
+ * transaction (it used to, for as long as the transaction ran, stalling every call on the
+ * loop): it reads on, and either gets the snapshot whole or a clean error that the chunk is
+ * gone (the transfer then fails and the leader sends the newer snapshot). Never a mix. */
 static void test_snapshot_reader_not_blocked_by_writer(void)
 {
 	const size_t size = 3 * STORAGE_SNAPSHOT_CHUNK + 123;
@@ -206,13 +208,25 @@ static void test_snapshot_reader_not_blocked_by_writer(void)
 		total += n;
 	}
 	if (rc != 0)
-		fprintf(stderr, "\nread: %s\n", storage_errmsg(fx.s));
-	CU_ASSERT_EQUAL(rc, 0);
-	CU_ASSERT_EQUAL(total, size);
+		fprintf(stderr, "\n  read: %s ", storage_errmsg(fx.s));
+	CU_ASSERT(
+		(rc == 0 && total == size) ||
+		(rc == STORAGE_ECORRUPT && strstr(storage_errmsg(fx.s), "missing chunk") != NULL));
 	CU_ASSERT(same);
 	storage_snapshot_close(r);
 	free(buf);
+	/* Our deleting transaction was still open all along: the reader did not wait for it. */
 	t->abort(t);
+	/* Rolled back: the snapshot is whole again. */
+	CU_ASSERT_FATAL(storage_snapshot_open(fx.s, NULL, &r) == 0);
+	buf = malloc(STORAGE_SNAPSHOT_CHUNK);
+	CU_ASSERT_FATAL(buf != NULL);
+	total = 0;
+	while ((rc = storage_snapshot_read(r, buf, STORAGE_SNAPSHOT_CHUNK, &n)) == 0 && n > 0)
+		total += n;
+	CU_ASSERT(rc == 0 && total == size);
+	storage_snapshot_close(r);
+	free(buf);
 }
 
 /* A new snapshot committed while an old one is being read: the reader still gets the old
