@@ -677,6 +677,36 @@ static const char *role_name(int role)
 	return v != NULL ? v->name : "?";
 }
 
+/* "NOSPACE" for ALARM_TYPE_NOSPACE. */
+static const char *alarm_name(int type)
+{
+	const ProtobufCEnumValue *v =
+		protobuf_c_enum_descriptor_get_value(&raftkv__v1__alarm_type__descriptor, type);
+	return v == NULL ? "?" : strncmp(v->name, "ALARM_TYPE_", 11) == 0 ? v->name + 11 : v->name;
+}
+
+/* Below the table: every alarm any endpoint reported, once per member and type. */
+static void print_alarms(Raftkv__V1__StatusResponse *const *st, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (size_t a = 0; st[i] != NULL && a < st[i]->n_alarms; a++) {
+			const Raftkv__V1__Alarm *al = st[i]->alarms[a];
+			bool seen = false;
+			for (size_t j = 0; j <= i && !seen; j++)
+				for (size_t b = 0; st[j] != NULL && b < st[j]->n_alarms; b++) {
+					if (j == i && b == a)
+						break;
+					seen = seen ||
+					       (st[j]->alarms[b]->member_id == al->member_id &&
+						st[j]->alarms[b]->type == al->type);
+				}
+			if (!seen)
+				printf("ALARM %s on member %" PRIx64 ": %s\n", alarm_name(al->type),
+				       al->member_id, al->message);
+		}
+	}
+}
+
 #define STATUS_COLS 11
 
 static int run_status(struct ctx *x)
@@ -730,6 +760,15 @@ static int run_status(struct ctx *x)
 			jw_u64(&w, "revision", s->revision);
 			jw_str(&w, "version", s->version);
 			jw_u64(&w, "members", s->n_members);
+			jw_arr(&w, "alarms");
+			for (size_t a = 0; a < s->n_alarms; a++) {
+				jw_obj(&w, NULL);
+				jw_u64(&w, "member_id", s->alarms[a]->member_id);
+				jw_str(&w, "type", alarm_name(s->alarms[a]->type));
+				jw_str(&w, "message", s->alarms[a]->message);
+				jw_obj_end(&w);
+			}
+			jw_arr_end(&w);
 			jw_obj_end(&w);
 		}
 		jw_arr_end(&w);
@@ -768,6 +807,7 @@ static int run_status(struct ctx *x)
 		}
 		if (nr > 1)
 			table_print(stdout, rows, nr, STATUS_COLS);
+		print_alarms(st, n);
 		fflush(stdout);
 		for (size_t i = 0; i < n; i++)
 			if (st[i] == NULL)

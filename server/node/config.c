@@ -49,6 +49,9 @@ static const struct flag_spec opts[] = {
 	U64(session_ttl_ms, "session-ttl-ms", "RAFTKV_SESSION_TTL_MS", "600000",
 	    "how long a write id session lives unused, in leader time (retries of its writes are "
 	    "deduplicated that long); must be equal on every member"),
+	U64(min_free_bytes, "min-free-bytes", "RAFTKV_MIN_FREE_BYTES", "67108864",
+	    "free space the data directory must keep, besides room for one more snapshot; below "
+	    "it the member raises the NOSPACE alarm and takes no new writes (0: no watch)"),
 	U64(shutdown_timeout_ms, "shutdown-timeout-ms", "RAFTKV_SHUTDOWN_TIMEOUT_MS", "5000",
 	    "on SIGTERM, how long a leader tries to hand over leadership before exiting"),
 	STR(log_level, "log-level", "RAFTKV_LOG_LEVEL", "info", "debug, info, warn or error"),

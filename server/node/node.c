@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/statvfs.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -301,6 +302,7 @@ static void install_snapshot(struct node *n, const struct raft_snapshot_meta *m,
 	n->kv = n->incoming.kv;
 	n->incoming.kv = NULL;
 	n->last_snap_index = m->index;
+	n->last_snap_bytes = n->incoming.len;
 	n->next_snap_at = m->index + n->cfg.snapshot_entries;
 	writes_fail(n, m->index, OUTCOME_UNKNOWN);
 	LOG_I("installed snapshot at index %" PRIu64 " term %" PRIu64 " (%zu bytes)", m->index,
@@ -382,6 +384,19 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* A leader short of disk space takes no writes. With other voters it hands leadership over
+ * (check_space), so the answer is UNAVAILABLE: the gateway retries on the next leader. */
+static void refuse_nospace(struct node *n, struct tp_call *call)
+{
+	char why[sizeof(n->alarm_msg) + 128];
+	snprintf(why, sizeof(why), "member %s is short of disk space (NOSPACE alarm: %s)",
+		 n->cfg.name, n->alarm_msg);
+	if (raft_conf_voters(raft_conf_current(n->raft)) > 1)
+		service_reply_unavailable(n, call, why);
+	else
+		tp_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, why, NULL, 0, NULL, 0);
+}
+
 /* Propose every write of one mailbox drain as one batch of entries. */
 static void propose_writes(struct node *n, struct batch *b)
 {
@@ -395,6 +410,10 @@ static void propose_writes(struct node *n, struct batch *b)
 		bool refused = refuse(n, it);
 		if (!refused && raft_role(n->raft) != RAFT_LEADER) {
 			service_reply_unavailable(n, it->call, "not the leader");
+			refused = true;
+		}
+		if (!refused && (atomic_load(&n->alarms) & ALARM_NOSPACE)) {
+			refuse_nospace(n, it->call);
 			refused = true;
 		}
 		if (refused) {
@@ -507,6 +526,7 @@ static void maybe_snapshot(struct node *n)
 {
 	raft_index applied = kv_store_applied_index(n->kv);
 	if (n->snap_busy || peers_sending_snapshot(n) ||
+	    (atomic_load(&n->alarms) & ALARM_NOSPACE) ||
 	    (applied < n->next_snap_at && n->bytes_since_snap < n->cfg.snapshot_bytes))
 		return;
 	/* The configuration stored with the snapshot must be the one in force at `applied`:
@@ -530,6 +550,7 @@ static void maybe_snapshot(struct node *n)
 	n->snap_busy = true;
 	LOG_I("snapshot at %" PRIu64 ": %zu bytes serialized in %" PRId64 " ms, storing", applied,
 	      m.len, tp_now_ms() - t0);
+	n->last_snap_bytes = m.len;
 	writer_snapshot(n, m.p, m.len, &meta);
 }
 
@@ -556,6 +577,12 @@ static void on_snapshot_stored(struct node *n, const struct mb_item *it)
 static void on_snapshot_received(struct node *n, struct mb_item *it)
 {
 	struct raft_snapshot_meta *m = &it->snap_in.msg.snapshot;
+	if (atomic_load(&n->alarms) & ALARM_NOSPACE) {
+		tp_call_reply(it->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+			      "this member is short of disk space (NOSPACE alarm)", NULL, 0, NULL,
+			      0);
+		return;
+	}
 	struct kv_store *kv = kv_store_new(&n->kv_opts);
 	if (kv == NULL)
 		FATAL("out of memory");
@@ -583,6 +610,59 @@ static void on_snapshot_received(struct node *n, struct mb_item *it)
 	if (!used)
 		LOG_D("snapshot %" PRIu64 " from %" PRIx64 " not needed", m->index,
 		      it->snap_in.msg.from);
+}
+
+/* ---- disk space ------------------------------------------------------------------------ */
+
+#define SPACE_CHECK_MS 200
+#define MIB            (1024.0 * 1024.0)
+
+/*
+ * The NOSPACE alarm (etcd has the same): below --min-free-bytes plus room for one more
+ * snapshot, the member takes no new log entries (as a follower it drops appends carrying
+ * entries, as a leader it refuses writes and hands leadership over), takes no snapshots, and
+ * asks the writer for a checkpoint, which removes Berkeley DB log files no longer needed. It
+ * clears once the free space is back above the threshold by a margin (no flapping). The
+ * alarm reaches the leader on every batch this member sends (Cluster.Status lists it).
+ */
+static void check_space(struct node *n)
+{
+	int64_t now = tp_now_ms();
+	if (n->cfg.min_free_bytes == 0 || now < n->next_space_check_ms)
+		return;
+	n->next_space_check_ms = now + SPACE_CHECK_MS;
+	struct statvfs sv;
+	if (statvfs(n->cfg.data_dir, &sv) != 0)
+		return;
+	uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	uint64_t need = n->cfg.min_free_bytes + n->last_snap_bytes;
+	uint64_t margin = need / 4 + (8u << 20);
+	bool on = (atomic_load(&n->alarms) & ALARM_NOSPACE) != 0;
+	if (!on && avail < need) {
+		snprintf(n->alarm_msg, sizeof(n->alarm_msg),
+			 "%.1f MiB free in %s, below %.1f MiB (--min-free-bytes %.1f MiB and %.1f "
+			 "MiB for the next snapshot)",
+			 (double)avail / MIB, n->cfg.data_dir, (double)need / MIB,
+			 (double)n->cfg.min_free_bytes / MIB, (double)n->last_snap_bytes / MIB);
+		atomic_fetch_or(&n->alarms, ALARM_NOSPACE);
+		LOG_E("NOSPACE alarm: %s; this member takes no new writes or log entries until "
+		      "space is freed",
+		      n->alarm_msg);
+		writer_checkpoint(n);
+		peers_kick_all(n); /* tell the leader now */
+	} else if (on && avail >= need + margin) {
+		atomic_fetch_and(&n->alarms, ~ALARM_NOSPACE);
+		LOG_I("NOSPACE alarm cleared: %.1f MiB free in %s", (double)avail / MIB,
+		      n->cfg.data_dir);
+		n->alarm_msg[0] = '\0';
+		peers_kick_all(n);
+	}
+	if ((atomic_load(&n->alarms) & ALARM_NOSPACE) && raft_role(n->raft) == RAFT_LEADER &&
+	    raft_conf_voters(raft_conf_current(n->raft)) > 1) {
+		struct raft_event ev = {.type = RAFT_EVENT_TRANSFER, .peer = 0};
+		if (step(n, &ev) == 0)
+			LOG_I("NOSPACE alarm: handing leadership over");
+	}
 }
 
 /* ---- the loop ----------------------------------------------------------------------- */
@@ -650,13 +730,23 @@ static void drain_mailbox(struct node *n)
 		struct mb_item *next = it->next;
 		bool keep = false;
 		switch (it->kind) {
-		case MB_PEER_MSGS:
+		case MB_PEER_MSGS: {
+			struct peer *from = peer_find(n, it->peer.from);
+			if (from != NULL)
+				from->alarms = it->peer.alarms;
+			bool full = (atomic_load(&n->alarms) & ALARM_NOSPACE) != 0;
 			for (size_t i = 0; i < it->peer.n; i++) {
+				/* Short of disk: no new log entries (as if they were lost on the
+				 * way; the leader resends once the alarm clears). */
+				if (full && it->peer.msgs[i].type == RAFT_MSG_APPEND &&
+				    it->peer.msgs[i].n_entries > 0)
+					continue;
 				struct raft_event ev = {.type = RAFT_EVENT_RECEIVE,
 							.message = &it->peer.msgs[i]};
 				step(n, &ev);
 			}
 			break;
+		}
 		case MB_PEER_INFO: {
 			/* A peer that (re)started learns our client address from our stream: a
 			 * follower may have no other reason to open one. */
@@ -755,6 +845,7 @@ static void *raft_loop(void *arg)
 					n->next_hello_ms = tp_now_ms() + 1000;
 					peers_retry_hello(n);
 				}
+				check_space(n);
 			}
 		}
 		drain_mailbox(n);
@@ -786,7 +877,10 @@ static int load_state(struct node *n, char *err, size_t errlen)
 	}
 	if (l.snap.index > 0) {
 		struct storage_snapshot_reader *r;
-		rv = storage_snapshot_open(n->storage, NULL, &r);
+		struct storage_snapshot_info si = {0};
+		rv = storage_snapshot_open(n->storage, &si, &r);
+		n->last_snap_bytes = si.size;
+		storage_snapshot_info_free(&si);
 		const char *why = storage_errmsg(n->storage);
 		if (rv == 0) {
 			rv = kv_snapshot_restore(n->kv, snapshot_read, r);

@@ -16,6 +16,7 @@
  */
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +38,9 @@
 		log_msg(LOG_ERROR, __VA_ARGS__); \
 		abort();                         \
 	} while (0)
+
+/* Alarm bits: conditions that make a member refuse work (Cluster.Status lists them). */
+#define ALARM_NOSPACE 1u /* the data directory is nearly full: no new log entries here */
 
 /* Free a decoded request and its struct; NULL-safe. */
 static inline void request_free(struct api_request *r)
@@ -70,6 +74,8 @@ struct mb_item {
 		struct {
 			struct raft_message *msgs;
 			size_t n;
+			raft_id from;    /* the stream's sender */
+			uint32_t alarms; /* the sender's alarm bits */
 		} peer;
 		struct {
 			raft_id id;
@@ -129,6 +135,7 @@ struct peer {
 	bool hello;                      /* under mu: send an empty batch to open the stream */
 	bool seen;                       /* raft loop only: still in the configuration */
 	bool kick;                       /* raft loop only: messages queued since the last kick */
+	uint32_t alarms;                 /* raft loop only: the peer's alarm bits, as last heard */
 };
 
 /* ---- the storage writer and the snapshotter (writer.c) -------------------------------- */
@@ -145,6 +152,7 @@ struct writer {
 	size_t snap_len;
 	struct raft_snapshot_meta snap_meta;
 	bool snap_job, snap_busy;
+	bool checkpoint; /* checkpoint now and remove the BDB log files it frees */
 	pthread_t thread, snap_thread;
 };
 
@@ -191,6 +199,10 @@ struct node {
 	size_t n_reads, cap_reads;
 	uint64_t next_read_ctx;
 	raft_index last_snap_index;
+	uint64_t last_snap_bytes; /* size of the newest snapshot: the next needs as much room */
+	atomic_uint alarms;       /* ALARM_* of this member (the gRPC loop reads it for batches) */
+	char alarm_msg[CONFIG_STR_MAX + 160]; /* raft loop: what the NOSPACE alarm saw */
+	int64_t next_space_check_ms;
 	raft_index next_snap_at;   /* applied index at which to take the next snapshot */
 	uint64_t bytes_since_snap; /* command bytes applied since the last snapshot was taken */
 	bool snap_busy;
@@ -223,6 +235,8 @@ void peers_sync(struct node *n); /* follow the current configuration */
  * messages of one update can leave in one batch. */
 void peers_send(struct node *n, const struct raft_message *m);
 void peers_kick(struct node *n);
+/* Send every peer a batch now (an empty one if nothing is queued): our alarms changed. */
+void peers_kick_all(struct node *n);
 /* Tell peer p our client address (an empty batch opens our stream to it). */
 void peer_hello(struct peer *p);
 /* Kick the streams whose hello is still pending (raft loop, about once a second). */
@@ -242,6 +256,8 @@ void writer_stop(struct node *n);
 /* Hand the persist part of an update to the writer (raft loop). */
 void writer_add(struct node *n, const struct raft_update *u);
 void writer_compact(struct node *n, raft_index upto);
+/* Checkpoint soon and remove the Berkeley DB log files no longer needed (frees disk). */
+void writer_checkpoint(struct node *n);
 /* Wait until everything handed over is durable and no snapshot is being stored. */
 void writer_barrier(struct node *n);
 /* Give the snapshotter a serialized kv snapshot to store (it takes `data`). */

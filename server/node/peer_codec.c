@@ -202,7 +202,8 @@ static int pack(const ProtobufCMessage *pm, void **out, size_t *len)
 	return 0;
 }
 
-int peer_batch_encode(const struct raft_message *msgs, size_t n, void **out, size_t *len)
+int peer_batch_encode(const struct raft_message *msgs, size_t n, uint32_t alarms, void **out,
+		      size_t *len)
 {
 	struct enc e;
 	int rv;
@@ -220,6 +221,7 @@ int peer_batch_encode(const struct raft_message *msgs, size_t n, void **out, siz
 	Raftkv__V1__RaftBatch b = RAFTKV__V1__RAFT_BATCH__INIT;
 	b.n_messages = n;
 	b.messages = e.pmp;
+	b.alarms = alarms;
 	rv = pack(&b.base, out, len);
 	enc_free(&e);
 	if (rv != 0)
@@ -431,8 +433,8 @@ static void wrap(char *err, size_t errlen, const char *ctx)
 	snprintf(err, errlen, "%s: %s", ctx, inner);
 }
 
-int peer_batch_decode(const void *buf, size_t len, struct raft_message **msgs, size_t *n, char *err,
-		      size_t errlen)
+int peer_batch_decode(const void *buf, size_t len, struct raft_message **msgs, size_t *n,
+		      uint32_t *alarms, char *err, size_t errlen)
 {
 	int rv;
 	size_t i = 0;
@@ -462,6 +464,8 @@ int peer_batch_decode(const void *buf, size_t len, struct raft_message **msgs, s
 	}
 	*msgs = out;
 	*n = b->n_messages;
+	if (alarms != NULL)
+		*alarms = b->alarms;
 	raftkv__v1__raft_batch__free_unpacked(b, NULL);
 	return 0;
 err_decoded:

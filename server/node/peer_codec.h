@@ -53,16 +53,17 @@ const char *peer_strerror(int code);
  * caller frees it with free()). The messages stay the caller's. Only the fields meaningful
  * for each type are sent. Returns 0, PEER_EINVAL (a message breaking the core's invariants:
  * entries NULL with n_entries > 0, more than RAFT_MAX_MEMBERS members, an address without
- * its NUL) or PEER_ENOMEM; on error *out is untouched. */
-int peer_batch_encode(const struct raft_message *msgs, size_t n, void **out, size_t *len);
+ * its NUL) or PEER_ENOMEM; on error *out is untouched. `alarms`: the sender's alarm bits. */
+int peer_batch_encode(const struct raft_message *msgs, size_t n, uint32_t alarms, void **out,
+		      size_t *len);
 
 /* Decode and validate a RaftBatch (see the top of this file). On success *msgs is a malloc'd
  * array of *n messages (NULL when *n == 0) owned by the caller with everything it points to:
  * release it with peer_messages_free(). On failure returns PEER_EMALFORMED, PEER_EINVAL or
  * PEER_ENOMEM with a message in err (NUL-terminated when errlen > 0), and nothing needs
- * freeing. buf is not kept. */
-int peer_batch_decode(const void *buf, size_t len, struct raft_message **msgs, size_t *n, char *err,
-		      size_t errlen);
+ * freeing. buf is not kept. *alarms (when not NULL) gets the sender's alarm bits. */
+int peer_batch_decode(const void *buf, size_t len, struct raft_message **msgs, size_t *n,
+		      uint32_t *alarms, char *err, size_t errlen);
 
 /* raft_message_release() on each message, then free the array. NULL-safe. */
 void peer_messages_free(struct raft_message *msgs, size_t n);

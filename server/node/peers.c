@@ -46,7 +46,9 @@ static enum tp_pull outbox_pull(void *arg, void **msg, size_t *len)
 	if (p->n_out == 0 && p->hello) {
 		p->hello = false;
 		pthread_mutex_unlock(&p->mu);
-		return peer_batch_encode(NULL, 0, msg, len) == 0 ? TP_PULL_MSG : TP_PULL_NONE;
+		return peer_batch_encode(NULL, 0, atomic_load(&p->node->alarms), msg, len) == 0
+			       ? TP_PULL_MSG
+			       : TP_PULL_NONE;
 	}
 	p->hello = false; /* any batch opens the stream too */
 	if (p->n_out == 0) {
@@ -63,7 +65,7 @@ static enum tp_pull outbox_pull(void *arg, void **msg, size_t *len)
 		bytes += b;
 		k++;
 	}
-	int rv = peer_batch_encode(p->out, k, msg, len);
+	int rv = peer_batch_encode(p->out, k, atomic_load(&p->node->alarms), msg, len);
 	for (size_t i = 0; i < k; i++)
 		raft_message_release(&p->out[i]);
 	memmove(p->out, p->out + k, (p->n_out - k) * sizeof(*p->out));
@@ -340,6 +342,12 @@ void peers_free_all(struct node *n)
 	n->n_peers = 0;
 }
 
+void peers_kick_all(struct node *n)
+{
+	for (size_t i = 0; i < n->n_peers; i++)
+		peer_hello(n->peers[i]);
+}
+
 void peer_hello(struct peer *p)
 {
 	pthread_mutex_lock(&p->mu);
@@ -488,7 +496,8 @@ void peers_on_send(void *arg, struct tp_call *call, const void *req, size_t len)
 	struct raft_message *msgs;
 	size_t k;
 	char err[200];
-	if (peer_batch_decode(req, len, &msgs, &k, err, sizeof(err)) != 0) {
+	uint32_t alarms = 0;
+	if (peer_batch_decode(req, len, &msgs, &k, &alarms, err, sizeof(err)) != 0) {
 		LOG_W("malformed batch from %" PRIx64 ": %s", s->from, err);
 		tp_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, err, NULL, 0, NULL, 0);
 		s->answered = true;
@@ -504,15 +513,19 @@ void peers_on_send(void *arg, struct tp_call *call, const void *req, size_t len)
 			msgs[i] = tmp;
 		}
 	}
-	if (j == 0) {
+	if (j == 0 && k > 0) {
 		peer_messages_free(msgs, k);
 		return;
 	}
+	/* Everything for us goes to the raft loop, and so does an empty batch (a hello): it
+	 * carries the sender's alarms. */
 	for (size_t i = j; i < k; i++)
 		raft_message_release(&msgs[i]);
 	struct mb_item *it = mb_item_new(MB_PEER_MSGS);
 	it->peer.msgs = msgs;
 	it->peer.n = j;
+	it->peer.from = s->from;
+	it->peer.alarms = alarms;
 	mailbox_post(&n->mb, it);
 }
 

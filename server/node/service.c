@@ -162,6 +162,30 @@ void service_reply_status(struct node *n, struct tp_call *call)
 	r.members = ptrs;
 	r.revision = kv_store_revision(n->kv);
 	r.version = RAFTKV_VERSION;
+	/* Alarms: ours, and those of the peers we hear from (their batches carry them). */
+	Raftkv__V1__Alarm alarms[RAFT_MAX_MEMBERS + 1];
+	Raftkv__V1__Alarm *aptrs[RAFT_MAX_MEMBERS + 1];
+	size_t na = 0;
+	if (atomic_load(&n->alarms) & ALARM_NOSPACE) {
+		raftkv__v1__alarm__init(&alarms[na]);
+		alarms[na].member_id = n->cfg.id;
+		alarms[na].type = RAFTKV__V1__ALARM_TYPE__ALARM_TYPE_NOSPACE;
+		alarms[na].message = n->alarm_msg;
+		aptrs[na] = &alarms[na];
+		na++;
+	}
+	for (size_t i = 0; i < n->n_peers && na < RAFT_MAX_MEMBERS + 1; i++) {
+		if ((n->peers[i]->alarms & ALARM_NOSPACE) == 0)
+			continue;
+		raftkv__v1__alarm__init(&alarms[na]);
+		alarms[na].member_id = n->peers[i]->id;
+		alarms[na].type = RAFTKV__V1__ALARM_TYPE__ALARM_TYPE_NOSPACE;
+		alarms[na].message = "reported by the member: its data directory is nearly full";
+		aptrs[na] = &alarms[na];
+		na++;
+	}
+	r.n_alarms = na;
+	r.alarms = aptrs;
 	reply_packed(call, &r.base);
 }
 

@@ -25,7 +25,8 @@ static void *writer_main(void *arg)
 	struct storage_hard_state voted = {0}; /* the last (term, vote) made durable */
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (!w->stop && node_batch_empty(&w->pending) && w->compact_upto == 0)
+		while (!w->stop && node_batch_empty(&w->pending) && w->compact_upto == 0 &&
+		       !w->checkpoint)
 			pthread_cond_wait(&w->cv, &w->mu);
 		if (w->stop && node_batch_empty(&w->pending))
 			break;
@@ -34,6 +35,8 @@ static void *writer_main(void *arg)
 		w->pending = tmp;
 		raft_index compact = w->compact_upto;
 		w->compact_upto = 0;
+		bool checkpoint = w->checkpoint;
+		w->checkpoint = false;
 		w->busy = true;
 		pthread_mutex_unlock(&w->mu);
 
@@ -45,6 +48,11 @@ static void *writer_main(void *arg)
 			if (local.sb.hs != NULL)
 				voted = local.hs;
 			int rv = node_batch_write(n->storage, &local);
+			if (rv == STORAGE_EFULL)
+				FATAL("storage write failed: no space left on device in %s; free "
+				      "space there, then restart this member (nothing it "
+				      "acknowledged is lost): %s",
+				      n->cfg.data_dir, storage_errmsg(n->storage));
 			if (rv != 0)
 				FATAL("storage write failed, cannot keep promises: %s",
 				      storage_errmsg(n->storage));
@@ -52,6 +60,8 @@ static void *writer_main(void *arg)
 				FAILPOINT("node.vote.after-persist");
 			post_persisted(n, id);
 		}
+		if (checkpoint && storage_maybe_checkpoint(n->storage, true) != 0)
+			LOG_W("checkpoint: %s", storage_errmsg(n->storage));
 		if (compact != 0) {
 			int rv = storage_compact(n->storage, compact);
 			if (rv == 0)
@@ -172,6 +182,15 @@ void writer_compact(struct node *n, raft_index upto)
 	pthread_mutex_lock(&w->mu);
 	if (upto > w->compact_upto)
 		w->compact_upto = upto;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+void writer_checkpoint(struct node *n)
+{
+	struct writer *w = &n->w;
+	pthread_mutex_lock(&w->mu);
+	w->checkpoint = true;
 	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 }

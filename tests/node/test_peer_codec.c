@@ -162,7 +162,7 @@ static int decode_one(const Raftkv__V1__RaftMessage *pm, char *err, size_t errle
 	void *buf = pack_msg(&b.base, &len);
 	struct raft_message *msgs = NULL;
 	size_t n = 0;
-	int rv = peer_batch_decode(buf, len, &msgs, &n, err, errlen);
+	int rv = peer_batch_decode(buf, len, &msgs, &n, NULL, err, errlen);
 	if (rv == 0)
 		peer_messages_free(msgs, n);
 	else
@@ -181,8 +181,8 @@ static void test_roundtrip_each_type(void)
 		void *buf = NULL;
 		char err[256];
 		sample(&m, t);
-		CU_ASSERT_EQUAL_FATAL(peer_batch_encode(&m, 1, &buf, &len), 0);
-		int rv = peer_batch_decode(buf, len, &out, &n, err, sizeof(err));
+		CU_ASSERT_EQUAL_FATAL(peer_batch_encode(&m, 1, 0, &buf, &len), 0);
+		int rv = peer_batch_decode(buf, len, &out, &n, NULL, err, sizeof(err));
 		if (rv != 0)
 			fprintf(stderr, "type %s: %s\n", raft_msg_type_name(t), err);
 		CU_ASSERT_EQUAL_FATAL(rv, 0);
@@ -202,8 +202,8 @@ static void test_roundtrip_batch(void)
 	void *buf = NULL;
 	size_t len = 0, n = 0;
 	char err[256];
-	CU_ASSERT_EQUAL_FATAL(peer_batch_encode(in, RAFT_MSG_TYPE_MAX, &buf, &len), 0);
-	CU_ASSERT_EQUAL_FATAL(peer_batch_decode(buf, len, &out, &n, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(peer_batch_encode(in, RAFT_MSG_TYPE_MAX, 0, &buf, &len), 0);
+	CU_ASSERT_EQUAL_FATAL(peer_batch_decode(buf, len, &out, &n, NULL, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL_FATAL(n, RAFT_MSG_TYPE_MAX);
 	for (size_t i = 0; i < n; i++)
 		assert_same(&in[i], &out[i]);
@@ -228,11 +228,35 @@ static void test_empty_batch(void)
 	size_t len = 99, n = 99;
 	struct raft_message *out = (void *)1;
 	char err[64];
-	CU_ASSERT_EQUAL_FATAL(peer_batch_encode(NULL, 0, &buf, &len), 0);
+	CU_ASSERT_EQUAL_FATAL(peer_batch_encode(NULL, 0, 0, &buf, &len), 0);
 	CU_ASSERT_EQUAL(len, 0);
-	CU_ASSERT_EQUAL(peer_batch_decode(buf, len, &out, &n, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(peer_batch_decode(buf, len, &out, &n, NULL, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(n, 0);
 	CU_ASSERT_PTR_NULL(out);
+	peer_messages_free(out, n);
+	free(buf);
+}
+
+/* The sender's alarm bits ride on every batch, an empty one (a hello) included. */
+static void test_batch_alarms(void)
+{
+	void *buf = NULL;
+	size_t len = 0, n = 0;
+	struct raft_message *out = NULL;
+	uint32_t alarms = 0;
+	char err[64];
+	CU_ASSERT_EQUAL_FATAL(peer_batch_encode(NULL, 0, 1, &buf, &len), 0);
+	CU_ASSERT(len > 0);
+	CU_ASSERT_EQUAL(peer_batch_decode(buf, len, &out, &n, &alarms, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(alarms, 1);
+	CU_ASSERT_EQUAL(n, 0);
+	free(buf);
+	struct raft_message m = {.type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 3};
+	CU_ASSERT_EQUAL_FATAL(peer_batch_encode(&m, 1, 0, &buf, &len), 0);
+	alarms = 99;
+	CU_ASSERT_EQUAL(peer_batch_decode(buf, len, &out, &n, &alarms, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(alarms, 0);
+	CU_ASSERT_EQUAL(n, 1);
 	peer_messages_free(out, n);
 	free(buf);
 }
@@ -260,7 +284,7 @@ static void test_irrelevant_fields_ignored(void)
 	void *buf = pack_msg(&b.base, &len);
 	struct raft_message *out;
 	char err[256];
-	CU_ASSERT_EQUAL_FATAL(peer_batch_decode(buf, len, &out, &n, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(peer_batch_decode(buf, len, &out, &n, NULL, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(out[0].n_entries, 0);
 	CU_ASSERT_PTR_NULL(out[0].entries);
 	CU_ASSERT_EQUAL(out[0].last_index, 0);
@@ -277,8 +301,8 @@ static void test_irrelevant_fields_ignored(void)
 	m.term = 3;
 	m.commit = 99;
 	m.last_index = 98;
-	CU_ASSERT_EQUAL_FATAL(peer_batch_encode(&m, 1, &buf, &len), 0);
-	CU_ASSERT_EQUAL_FATAL(peer_batch_decode(buf, len, &out, &n, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(peer_batch_encode(&m, 1, 0, &buf, &len), 0);
+	CU_ASSERT_EQUAL_FATAL(peer_batch_decode(buf, len, &out, &n, NULL, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(out[0].commit, 0);
 	CU_ASSERT_EQUAL(out[0].last_index, 0);
 	CU_ASSERT_EQUAL(out[0].term, 3);
@@ -294,11 +318,12 @@ static void test_reject_malformed(void)
 	size_t n = 0;
 	char err[256] = "";
 	static const unsigned char junk[] = {0x0a, 0x05, 0x08}; /* length beyond the input */
-	CU_ASSERT_EQUAL(peer_batch_decode(junk, sizeof(junk), &out, &n, err, sizeof(err)),
+	CU_ASSERT_EQUAL(peer_batch_decode(junk, sizeof(junk), &out, &n, NULL, err, sizeof(err)),
 			PEER_EMALFORMED);
 	CU_ASSERT(strstr(err, "malformed") != NULL);
 	static const unsigned char badwire[] = {0x0f}; /* field 1, wire type 7 */
-	CU_ASSERT_EQUAL(peer_batch_decode(badwire, 1, &out, &n, err, sizeof(err)), PEER_EMALFORMED);
+	CU_ASSERT_EQUAL(peer_batch_decode(badwire, 1, &out, &n, NULL, err, sizeof(err)),
+			PEER_EMALFORMED);
 	CU_ASSERT_STRING_EQUAL(peer_strerror(PEER_EINVAL), "invalid message");
 	CU_ASSERT_STRING_EQUAL(peer_strerror(0), "ok");
 	CU_ASSERT_STRING_EQUAL(peer_strerror(12345), "unknown error");
@@ -615,12 +640,12 @@ static bool fuzz_batch_once(const unsigned char *buf, size_t len)
 	void *enc = NULL;
 	char err[256];
 	bool ok = true;
-	int rv = peer_batch_decode(buf, len, &out, &n, err, sizeof(err));
+	int rv = peer_batch_decode(buf, len, &out, &n, NULL, err, sizeof(err));
 	if (rv != 0)
 		return (rv == PEER_EMALFORMED || rv == PEER_EINVAL) && err[0] != 0;
 	fuzz_decoded++;
-	if (peer_batch_encode(out, n, &enc, &len2) != 0 ||
-	    peer_batch_decode(enc, len2, &again, &n2, err, sizeof(err)) != 0 || n2 != n) {
+	if (peer_batch_encode(out, n, 0, &enc, &len2) != 0 ||
+	    peer_batch_decode(enc, len2, &again, &n2, NULL, err, sizeof(err)) != 0 || n2 != n) {
 		ok = false;
 	} else {
 		for (size_t i = 0; i < n; i++)
@@ -689,10 +714,11 @@ static void test_fuzz(void)
 	size_t seed_len[N_SEEDS];
 	bool is_chunk[N_SEEDS];
 	for (size_t i = 0; i < RAFT_MSG_TYPE_MAX; i++) {
-		CU_ASSERT_EQUAL_FATAL(peer_batch_encode(&all[i], 1, &seeds[i], &seed_len[i]), 0);
+		CU_ASSERT_EQUAL_FATAL(peer_batch_encode(&all[i], 1, 0, &seeds[i], &seed_len[i]), 0);
 		is_chunk[i] = false;
 	}
-	CU_ASSERT_EQUAL_FATAL(peer_batch_encode(all, RAFT_MSG_TYPE_MAX, &seeds[RAFT_MSG_TYPE_MAX],
+	CU_ASSERT_EQUAL_FATAL(peer_batch_encode(all, RAFT_MSG_TYPE_MAX, 0,
+						&seeds[RAFT_MSG_TYPE_MAX],
 						&seed_len[RAFT_MSG_TYPE_MAX]),
 			      0);
 	is_chunk[RAFT_MSG_TYPE_MAX] = false;
@@ -755,6 +781,7 @@ static CU_TestInfo codec_tests[] = {
 	{"round trip of every message type", test_roundtrip_each_type},
 	{"round trip of a batch; decoded payloads are raft_bufs", test_roundtrip_batch},
 	{"empty batch", test_empty_batch},
+	{"alarm bits", test_batch_alarms},
 	{"fields irrelevant to a type are ignored", test_irrelevant_fields_ignored},
 	{"malformed protobuf", test_reject_malformed},
 	{"message type and ids", test_reject_message_fields},
