@@ -927,23 +927,28 @@ static int snapshot_read(void *arg, void *buf, size_t cap, size_t *n)
 	return storage_snapshot_read(arg, buf, cap, n);
 }
 
-/* The cluster id is stored at bootstrap; a restart keeps it whatever the flags say. */
+/* The cluster id is stored at bootstrap; a restart keeps it whatever the flags say. The name
+ * goes first and the cluster id last: a crash in between leaves no cluster id, and the next
+ * start simply stores both again. (Directories where the name went missing after the id,
+ * written by 0.5, get it stored now.) */
 static int cluster_identity(struct node *n, char *err, size_t errlen)
 {
 	unsigned char buf[8];
 	size_t len = 0;
 	int rv = storage_meta_get(n->storage, "cluster_id", buf, sizeof(buf), &len);
 	if (rv == STORAGE_ENOENT) {
+		rv = storage_meta_put(n->storage, "name", n->cfg.name, strlen(n->cfg.name), true);
 		put_be64(buf, n->cfg.cluster_id);
-		rv = storage_meta_put(n->storage, "cluster_id", buf, 8, true);
 		if (rv == 0)
-			rv = storage_meta_put(n->storage, "name", n->cfg.name, strlen(n->cfg.name),
-					      true);
+			rv = storage_meta_put(n->storage, "cluster_id", buf, 8, true);
 	} else if (rv == 0 && len == 8) {
 		n->cfg.cluster_id = get_be64(buf);
 		char name[sizeof(n->cfg.name)];
 		rv = storage_meta_get(n->storage, "name", name, sizeof(name) - 1, &len);
-		if (rv == 0) {
+		if (rv == STORAGE_ENOENT) {
+			rv = storage_meta_put(n->storage, "name", n->cfg.name, strlen(n->cfg.name),
+					      true);
+		} else if (rv == 0) {
 			name[len] = '\0';
 			if (strcmp(name, n->cfg.name) != 0) {
 				snprintf(err, errlen,
@@ -952,9 +957,14 @@ static int cluster_identity(struct node *n, char *err, size_t errlen)
 				return -1;
 			}
 		}
+	} else if (rv == 0) {
+		snprintf(err, errlen, "meta.db: cluster_id has %zu bytes, expected 8", len);
+		return -1;
 	}
 	if (rv != 0) {
-		snprintf(err, errlen, "%s", storage_errmsg(n->storage));
+		snprintf(err, errlen, "reading the member's identity: %s",
+			 storage_errmsg(n->storage)[0] ? storage_errmsg(n->storage)
+						       : "unexpected storage error");
 		return -1;
 	}
 	return 0;
@@ -987,6 +997,19 @@ static int start_server(struct node *n, char *err, size_t errlen)
 	return 0;
 }
 
+/* Undo what node_start did before its threads started. */
+static void start_failed(struct node *n)
+{
+	raft_destroy(n->raft);
+	kv_store_free(n->kv);
+	storage_close(n->storage);
+	if (n->mb.efd >= 0)
+		close(n->mb.efd);
+	pthread_mutex_destroy(&n->mb.mu);
+	service_node = NULL;
+	free(n);
+}
+
 int node_start(const struct node_config *cfg, int sigfd, struct node **out, char *err,
 	       size_t errlen)
 {
@@ -1012,12 +1035,14 @@ int node_start(const struct node_config *cfg, int sigfd, struct node **out, char
 	storage_options_default(&so);
 	if (n->mb.efd < 0 || n->kv == NULL) {
 		snprintf(err, errlen, "out of memory or file descriptors");
+		start_failed(n);
 		return -1;
 	}
-	if (storage_open(cfg->data_dir, &so, &n->storage, err, errlen) != 0)
+	if (storage_open(cfg->data_dir, &so, &n->storage, err, errlen) != 0 ||
+	    cluster_identity(n, err, errlen) != 0 || load_state(n, err, errlen) != 0) {
+		start_failed(n);
 		return -1;
-	if (cluster_identity(n, err, errlen) != 0 || load_state(n, err, errlen) != 0)
-		return -1;
+	}
 
 	snprintf(n->md_from, sizeof(n->md_from), "%" PRIu64, cfg->id);
 	snprintf(n->md_cluster, sizeof(n->md_cluster), "%016" PRIx64, n->cfg.cluster_id);
