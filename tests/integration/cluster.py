@@ -344,6 +344,7 @@ class Node:
         self.expected_exit = False
         self._chans = {}
         self.extra_args = []
+        self.env = {}  # this node's own environment, over the cluster's (e.g. RAFTKV_FAILPOINTS)
         _all_nodes.append(self)
 
     def __repr__(self):
@@ -374,6 +375,7 @@ class Node:
         logf = open(self.log_path, "ab")
         env = dict(os.environ)
         env.update(self.cluster.env)
+        env.update(self.env)
         if _SETPRIV:
             cmd, pre = [_SETPRIV, "--pdeathsig", "KILL", "--"] + args, None
         else:
