@@ -585,8 +585,7 @@ static int write_call(struct rk_client *c, const char *method, ProtobufCMessage 
 	/* Our session is unknown to the cluster (expired or evicted). Nothing was applied for
 	 * this answer, and an earlier try could only have been applied had the session lived
 	 * longer than this call: a young write goes again under a new session. */
-	if (s >= 0 && rv == RK_FAILED_PRECONDITION &&
-	    strncmp(err->message, ESESSION_TEXT, strlen(ESESSION_TEXT)) == 0 &&
+	if (s >= 0 && rv == RK_FAILED_PRECONDITION && strstr(err->message, ESESSION_TEXT) != NULL &&
 	    tp_now_ms() - start < SESSION_IDLE_MS) {
 		pthread_mutex_lock(&c->mu);
 		session_renew(c, &c->sessions[s]);

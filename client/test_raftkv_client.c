@@ -25,6 +25,7 @@ struct fake {
 	enum fake_mode mode;
 	char hint[96];
 	int fail_first;
+	int esession_first; /* the first calls say the write id's session is unknown */
 	int delay_ms;
 
 	pthread_mutex_t mu;
@@ -85,6 +86,11 @@ static void on_put(void *arg, struct tp_call *call, const void *req, size_t len)
 	if (f->mode == FAKE_FOLLOWER) {
 		struct tp_md md = {"raftkv-leader", f->hint, 0};
 		tp_call_reply(call, 14, "not the leader", NULL, 0, &md, 1);
+	} else if (call_no < f->esession_first) {
+		tp_call_reply(
+			call, 9,
+			"write id session unknown or expired: client 5 has no session, so ...",
+			NULL, 0, NULL, 0);
 	} else if (call_no < f->fail_first) {
 		tp_call_reply(call, 14, "outcome unknown: retry with the same write id", NULL, 0,
 			      NULL, 0);
@@ -192,6 +198,38 @@ static void test_hint_and_retry_same_write_id(void)
 	rk_client_free(c);
 }
 
+/* The cluster forgot the client's session (expired or evicted): the write is resent once
+ * under a new session (a new client id, sequence 1), and later writes use that session. */
+static void test_unknown_session_resent_under_a_new_one(void)
+{
+	fake_reset(&F.leader);
+	F.leader.fail_first = 0;
+	F.leader.delay_ms = 0;
+	struct rk_error e;
+	struct rk_client *c = rk_client_new(F.leader.addr, 5000, &e);
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT_EQUAL(put(c, &e), 0);
+	CU_ASSERT_EQUAL(put(c, &e), 0);
+	uint64_t old = F.leader.seen_client[1];
+	CU_ASSERT_EQUAL(F.leader.seen_seq[1], 2);
+	fake_reset(&F.leader);
+	F.leader.esession_first = 1;
+	CU_ASSERT_EQUAL(put(c, &e), 0);
+	CU_ASSERT_EQUAL_FATAL(F.leader.n_seen, 2);
+	CU_ASSERT(F.leader.seen_client[0] == old && F.leader.seen_seq[0] == 3);
+	CU_ASSERT(F.leader.seen_client[1] != old && F.leader.seen_client[1] != 0);
+	CU_ASSERT_EQUAL(F.leader.seen_seq[1], 1);
+	CU_ASSERT_EQUAL(put(c, &e), 0);
+	CU_ASSERT(F.leader.seen_client[2] == F.leader.seen_client[1] && F.leader.seen_seq[2] == 2);
+	/* Refused twice: the second refusal is the answer (no loop). */
+	fake_reset(&F.leader);
+	F.leader.esession_first = 2;
+	CU_ASSERT_EQUAL(put(c, &e), RK_FAILED_PRECONDITION);
+	CU_ASSERT_EQUAL(F.leader.calls, 2);
+	F.leader.esession_first = 0;
+	rk_client_free(c);
+}
+
 struct worker {
 	struct rk_client *c;
 	int ok;
@@ -271,6 +309,8 @@ int main(void)
 	CU_pSuite s = CU_add_suite("raftkv_client", suite_init, suite_clean);
 	CU_add_test(s, "hint and retry with the same write id", test_hint_and_retry_same_write_id);
 	CU_add_test(s, "concurrent writes use distinct sessions", test_concurrent_sessions);
+	CU_add_test(s, "an unknown session: resent once under a new one",
+		    test_unknown_session_resent_under_a_new_one);
 	CU_add_test(s, "unreachable: UNAVAILABLE at the deadline", test_unreachable_deadline);
 	CU_add_test(s, "prefix end", test_prefix_end);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
