@@ -11,8 +11,9 @@ set -euo pipefail
 # grpc-proto ships health.proto and reflection.proto; python3-grpcio, python3-protobuf and
 # protobuf-compiler-grpc (grpc_python_plugin) run the Python interop and integration tests.
 # debootstrap makes the local Debian base images (scripts/docker-base.sh); python3-yaml reads
-# rendered Helm manifests in the container test.
-PACKAGES="build-essential cmake pkg-config libcunit1-dev gcovr clang-format valgrind libdb-dev e2fsprogs util-linux mount protobuf-c-compiler libprotobuf-c-dev protobuf-compiler libprotobuf-dev libgrpc-dev grpc-proto python3-grpcio python3-protobuf protobuf-compiler-grpc debootstrap python3-yaml"
+# rendered Helm manifests in the container test. iproute2 and iptables build the private
+# network namespaces and partitions of the linearizability tests.
+PACKAGES="build-essential cmake pkg-config libcunit1-dev gcovr clang-format valgrind libdb-dev e2fsprogs util-linux mount protobuf-c-compiler libprotobuf-c-dev protobuf-compiler libprotobuf-dev libgrpc-dev grpc-proto python3-grpcio python3-protobuf protobuf-compiler-grpc debootstrap python3-yaml iproute2 iptables"
 
 missing=()
 for pkg in $PACKAGES; do
