@@ -88,12 +88,17 @@ void raft_conf_rollback(struct raft *r)
 	raft_conf_apply(r, &c, idx);
 }
 
+/* The voter to hand leadership to: one we heard from in the current check-quorum round
+ * before one we did not (a crashed member cannot take over), then the longest log. */
 static struct raft_progress *most_caught_up_voter(struct raft *r)
 {
 	struct raft_progress *best = NULL;
 	for (unsigned i = 0; i < r->n_prs; i++) {
 		struct raft_progress *p = &r->prs[i];
-		if (raft_conf_is_voter(&r->conf, p->id) && (best == NULL || p->match > best->match))
+		if (!raft_conf_is_voter(&r->conf, p->id))
+			continue;
+		if (best == NULL || (p->recent_active && !best->recent_active) ||
+		    (p->recent_active == best->recent_active && p->match > best->match))
 			best = p;
 	}
 	return best;

@@ -155,6 +155,33 @@ out:
 	SIM_DONE(s);
 }
 
+/* "The most caught-up voter" (target 0, what a leader's graceful shutdown asks for) is one
+ * the leader still hears from: with a crashed follower exactly as caught up as a live one,
+ * the transfer goes to the live one at once (it used to go to whichever came first in the
+ * progress table, so half the time a shutdown waited out the transfer timeout). */
+static void test_transfer_auto_skips_a_dead_voter(void)
+{
+	for (uint64_t seed = 1; seed <= 6; seed++) {
+		struct sim_options o;
+		sim_options_default(&o);
+		struct sim *s = sim_new(seed, 3, &o);
+		REQUIRE(s, sim_one(s, "x", 3, true, 5000) != 0);
+		raft_id l = sim_leader(s);
+		/* crash each follower in turn: both orders of the progress table */
+		raft_id dead = (seed % 2) ? l % 3 + 1 : (l + 1) % 3 + 1;
+		raft_id live = 6 - l - dead;
+		sim_crash(s, dead);
+		/* one check-quorum round, so the leader knows who answers */
+		sim_run_for(s, 2 * ELECTION_MS(o));
+		REQUIRE(s, sim_leader(s) == l);
+		REQUIRE(s, sim_transfer(s, l, 0) == 0);
+		EXPECT(s, raft_transferee(sim_core(s, l)) == live);
+		REQUIRE(s, sim_run_until(s, pred_leader_is, &live, ELECTION_MS(o)));
+	out:
+		SIM_DONE(s);
+	}
+}
+
 /* Repeated transfers around the ring with traffic: safety holds, every transfer lands. */
 static void test_transfer_ring(void)
 {
@@ -183,5 +210,6 @@ CU_TestInfo scen_transfer_tests[] = {
 	{"transfer to an unreachable node times out", test_transfer_unreachable},
 	{"transfer errors", test_transfer_errors},
 	{"transfers around the ring", test_transfer_ring},
+	{"transfer to 0 skips a dead voter", test_transfer_auto_skips_a_dead_voter},
 	CU_TEST_INFO_NULL,
 };
