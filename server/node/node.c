@@ -522,12 +522,18 @@ static int memreader_read(void *arg, void *buf, size_t cap, size_t *n)
 /* Serialize the store in memory (fast) and let the snapshotter store it (slow). The core
  * hears SNAPSHOT_TAKEN only once it is stored, so the snapshot the core offers followers is
  * always one storage holds, and a failed store costs the core nothing. */
+static void check_space(struct node *n);
+
 static void maybe_snapshot(struct node *n)
 {
 	raft_index applied = kv_store_applied_index(n->kv);
 	if (n->snap_busy || peers_sending_snapshot(n) ||
-	    (atomic_load(&n->alarms) & ALARM_NOSPACE) ||
 	    (applied < n->next_snap_at && n->bytes_since_snap < n->cfg.snapshot_bytes))
+		return;
+	/* A snapshot takes as much room as the last one at once: look at the disk now. */
+	n->next_space_check_ms = 0;
+	check_space(n);
+	if (atomic_load(&n->alarms) & ALARM_NOSPACE)
 		return;
 	/* The configuration stored with the snapshot must be the one in force at `applied`:
 	 * wait while a newer configuration entry follows it in the log. */
@@ -619,7 +625,9 @@ static void on_snapshot_received(struct node *n, struct mb_item *it)
 
 /*
  * The NOSPACE alarm (etcd has the same): below --min-free-bytes plus room for one more
- * snapshot, the member takes no new log entries (as a follower it drops appends carrying
+ * snapshot and for Berkeley DB's cache (its dirty pages take disk space when a checkpoint or
+ * an eviction writes them out, whether or not new writes come), the member takes no new log
+ * entries (as a follower it drops appends carrying
  * entries, as a leader it refuses writes and hands leadership over), takes no snapshots, and
  * asks the writer for a checkpoint, which removes Berkeley DB log files no longer needed. It
  * clears once the free space is back above the threshold by a margin (no flapping). The
@@ -635,19 +643,21 @@ static void check_space(struct node *n)
 	if (statvfs(n->cfg.data_dir, &sv) != 0)
 		return;
 	uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-	uint64_t need = n->cfg.min_free_bytes + n->last_snap_bytes;
+	uint64_t need = n->cfg.min_free_bytes + n->last_snap_bytes + n->cache_bytes;
 	uint64_t margin = need / 4 + (8u << 20);
 	bool on = (atomic_load(&n->alarms) & ALARM_NOSPACE) != 0;
 	if (!on && avail < need) {
 		snprintf(n->alarm_msg, sizeof(n->alarm_msg),
-			 "%.1f MiB free in %s, below %.1f MiB (--min-free-bytes %.1f MiB and %.1f "
-			 "MiB for the next snapshot)",
+			 "%.1f MiB free in %s, below %.1f MiB (--min-free-bytes %.1f MiB, %.1f MiB "
+			 "for the next snapshot, %.1f MiB for the cache)",
 			 (double)avail / MIB, n->cfg.data_dir, (double)need / MIB,
-			 (double)n->cfg.min_free_bytes / MIB, (double)n->last_snap_bytes / MIB);
+			 (double)n->cfg.min_free_bytes / MIB, (double)n->last_snap_bytes / MIB,
+			 (double)n->cache_bytes / MIB);
 		atomic_fetch_or(&n->alarms, ALARM_NOSPACE);
 		LOG_E("NOSPACE alarm: %s; this member takes no new writes or log entries until "
-		      "space is freed",
-		      n->alarm_msg);
+		      "space is freed%s",
+		      n->alarm_msg,
+		      raft_role(n->raft) == RAFT_LEADER ? ", and hands leadership over" : "");
 		writer_checkpoint(n);
 		peers_kick_all(n); /* tell the leader now */
 	} else if (on && avail >= need + margin) {
@@ -657,11 +667,13 @@ static void check_space(struct node *n)
 		n->alarm_msg[0] = '\0';
 		peers_kick_all(n);
 	}
+	/* A leader hands over (again, until it is done: a transfer gives up after an election
+	 * timeout, and asking for the transfer already running changes nothing). */
 	if ((atomic_load(&n->alarms) & ALARM_NOSPACE) && raft_role(n->raft) == RAFT_LEADER &&
 	    raft_conf_voters(raft_conf_current(n->raft)) > 1) {
 		struct raft_event ev = {.type = RAFT_EVENT_TRANSFER, .peer = 0};
-		if (step(n, &ev) == 0)
-			LOG_I("NOSPACE alarm: handing leadership over");
+		int rv = step(n, &ev);
+		LOG_D("NOSPACE alarm: handing leadership over (%s)", raft_strerror(rv));
 	}
 }
 
@@ -1033,6 +1045,7 @@ int node_start(const struct node_config *cfg, int sigfd, struct node **out, char
 
 	struct storage_options so;
 	storage_options_default(&so);
+	n->cache_bytes = so.cache_bytes;
 	if (n->mb.efd < 0 || n->kv == NULL) {
 		snprintf(err, errlen, "out of memory or file descriptors");
 		start_failed(n);

@@ -200,6 +200,7 @@ struct node {
 	uint64_t next_read_ctx;
 	raft_index last_snap_index;
 	uint64_t last_snap_bytes; /* size of the newest snapshot: the next needs as much room */
+	uint64_t cache_bytes;     /* Berkeley DB's cache: its dirty pages need room on disk too */
 	atomic_uint alarms;       /* ALARM_* of this member (the gRPC loop reads it for batches) */
 	char alarm_msg[CONFIG_STR_MAX + 160]; /* raft loop: what the NOSPACE alarm saw */
 	int64_t next_space_check_ms;

@@ -2,11 +2,13 @@
 """A member whose disk fills up raises an alarm and stops taking writes instead of crashing;
 the cluster keeps serving; the member recovers once space is back.
 
-One follower's data directory is a 24 MiB tmpfs (mounted by the test: needs root, else the
+One follower's data directory is a 48 MiB tmpfs (mounted by the test: needs root, else the
 module prints SKIPPED). 1 KiB puts through a gateway fill it.
 - With the free-space watch (--min-free-bytes), the member logs the NOSPACE alarm, the
   leader's Cluster.Status (through the gateway) and `kvctl status` show it, the member stays
   up, writes keep succeeding; after the tmpfs grows the alarm clears and the member catches up.
+- The same on the leader: it refuses writes (UNAVAILABLE: the gateway retries) and hands
+  leadership over; writes go on with the next leader.
 - With the watch off (--min-free-bytes 0) a write eventually fails for lack of space: the
   member exits with a message naming the cause (before: SIGBUS, silently, from Berkeley DB's
   memory-mapped files); after space is back and a restart it catches up.
@@ -54,9 +56,10 @@ def free_bytes(path):
     return st.f_bavail * st.f_frsize
 
 
-def full_cluster(label, min_free):
+def full_cluster(label, min_free, extra_flags=None):
     """3 raftnodes, n3's data dir on a small tmpfs, n3 not the leader; and a gateway."""
     flags = {"snapshot-entries": 4000}
+    flags.update(extra_flags or {})
     if min_free is not None:
         flags["min-free-bytes"] = min_free
     c = h.Cluster(3, label=label, flags=flags)
@@ -153,6 +156,49 @@ def test_alarm_instead_of_crash():
             60, "%s to catch up" % small.name)
 
 
+def make_leader(c, node, election_s):
+    """Make `node` the leader deterministically: a leader's SIGTERM hands leadership to a voter
+    it heard from in its last check-quorum round, so with the third member down for one round
+    that is `node`. The third member is back before `node`'s own check-quorum round ends."""
+    L = c.wait_leader()
+    if L is node:
+        return
+    other = [n for n in c.nodes if n is not L and n is not node][0]
+    other.kill()
+    # One check-quorum round (an election timeout) without `other`: nothing to poll for.
+    time.sleep(h.scaled(election_s * 1.2))
+    L.terminate()
+    other.start()
+    L.start()
+    h.until(lambda: c.wait_leader(timeout=2) is node, 30, "%s to lead" % node.name)
+
+
+def test_leader_hands_over_when_its_disk_fills():
+    """The member whose disk fills is the leader: it refuses writes (UNAVAILABLE, so the
+    gateway retries) and hands leadership to another member; writes go on there."""
+    c, small, gw = full_cluster("diskfullL", 4 * MIB, {"election-ms": 1500})
+    make_leader(c, small, 1.5)
+    assert small.status().role == h.stubs().cl.StatusResponse.LEADER
+    P = h.stubs().kv
+
+    def alarmed():
+        if not small.alive():
+            raise h.Fatal("%s died: exit %s\n%s" % (small.name, small.proc.returncode, small.log_tail()))
+        return "NOSPACE alarm" in small.log_text()
+    counts = fill(gw, alarmed, "the NOSPACE alarm on the leader %s" % small.name)
+    assert "hands leadership over" in small.log_text(), small.log_tail()
+    L = h.until(lambda: c.wait_leader() is not small and c.wait_leader(), 20, "a new leader")
+    h.log("%s handed over to %s (%d puts, %d errors while filling)" % (small.name, L.name, counts["ok"], counts["err"]))
+    for i in range(20):
+        gw.kv().Put(P.PutRequest(key=b"afterL/%d" % i, value=b"x"), timeout=h.scaled(5))
+    assert small.alive()
+    resize_tmpfs(os.path.dirname(small.data_dir), 512)
+    h.until(lambda: "NOSPACE alarm cleared" in small.log_text(), 20, "the alarm to clear")
+    h.until(lambda: small.kv().Get(P.GetRequest(key=b"afterL/19", consistency=P.SERIALIZABLE),
+                                   timeout=h.scaled(2)).kv.value == b"x",
+            60, "%s to catch up" % small.name)
+
+
 def test_failed_write_exits_naming_the_cause():
     c, small, gw = full_cluster("diskfull0", 0)
     P = h.stubs().kv
@@ -181,6 +227,7 @@ if __name__ == "__main__":
     import atexit
     atexit.register(unmount_all)
     try:
-        h.run([test_alarm_instead_of_crash, test_failed_write_exits_naming_the_cause])
+        h.run([test_alarm_instead_of_crash, test_leader_hands_over_when_its_disk_fills,
+               test_failed_write_exits_naming_the_cause])
     finally:
         unmount_all()
