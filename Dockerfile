@@ -1,8 +1,8 @@
 # Container images of raftkv: `raftnode` (a cluster member) and `kvgateway` (the stateless
 # front end); both carry `kvctl`. Standard Debian 12 base images, no BuildKit-only syntax:
 #
-#   docker build --target raftnode  -t raftkv/raftnode:0.5.0 .
-#   docker build --target kvgateway -t raftkv/kvgateway:0.5.0 .
+#   docker build --target raftnode  -t raftkv/raftnode:0.6.0 .
+#   docker build --target kvgateway -t raftkv/kvgateway:0.6.0 .
 #
 # (scripts/build-images.sh does both, after making the base images locally when no registry
 # is reachable; see docs/containers.md.) Configuration is by RAFTKV_* environment variables
@@ -48,7 +48,7 @@ RUN apt-get update \
  && chown 65532:65532 /data \
  && chmod 0750 /data
 COPY --from=build /out/raftnode /out/kvgateway /out/kvctl /usr/local/bin/
-ARG VERSION=0.5.0
+ARG VERSION=0.6.0
 LABEL org.opencontainers.image.title="raftkv" \
       org.opencontainers.image.description="raftkv: a Raft key-value store (raftnode, kvgateway, kvctl)" \
       org.opencontainers.image.version="${VERSION}" \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the container images raftkv/raftnode:<tag> and raftkv/kvgateway:<tag> from the
 # repository's Dockerfile. The tag is helm/raftkv/Chart.yaml's appVersion when that file
-# exists (so the chart's default image tag always names an image built here), else 0.5.0.
+# exists (so the chart's default image tag always names an image built here), else 0.6.0.
 #
 # First makes the Debian base images locally when they are missing (scripts/docker-base.sh:
 # debootstrap + docker import; this machine has no registry). Where a registry is reachable
@@ -27,7 +27,7 @@ tag=${RAFTKV_IMAGE_TAG:-}
 if [ -z "$tag" ] && [ -f helm/raftkv/Chart.yaml ]; then
 	tag=$(sed -n 's/^appVersion:[[:space:]]*["'\'']\{0,1\}\([^"'\''[:space:]]*\).*$/\1/p' helm/raftkv/Chart.yaml | head -n 1)
 fi
-tag=${tag:-0.5.0}
+tag=${tag:-0.6.0}
 prefix=${RAFTKV_IMAGE_REPO:-raftkv}
 
 if [ "${RAFTKV_SKIP_BASE:-0}" = 0 ]; then

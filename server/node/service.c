@@ -10,7 +10,7 @@
 #include "raftkv/v1/cluster.pb-c.h"
 #include "server/node/node.h"
 
-#define RAFTKV_VERSION "raftkv 0.5.0"
+#define RAFTKV_VERSION "raftkv 0.6.0"
 
 static void on_kv(void *arg, struct tp_call *call, const void *req, size_t len)
 {

@@ -698,7 +698,7 @@ def main():
             log("images built in %.0fs" % (time.monotonic() - t0))
             images = [l.split()[2:] for l in lines if l.startswith("build-images: images:")][-1]
         else:
-            tag = "0.5.0"
+            tag = "0.6.0"
             m = re.search(r'^appVersion:\s*"?([^"\s]+)', open(os.path.join(CHART, "Chart.yaml")).read(), re.M)
             if m:
                 tag = m.group(1)

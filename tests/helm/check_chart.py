@@ -217,6 +217,7 @@ def check_render(case, values, extra):
               "RAFTKV_SNAPSHOT_BYTES": cfg["snapshotBytes"], "RAFTKV_SNAPSHOT_TRAILING": cfg["snapshotTrailing"],
               "RAFTKV_MAX_REQUEST_BYTES": cfg["maxRequestBytes"], "RAFTKV_MAX_KEY_BYTES": cfg["maxKeyBytes"],
               "RAFTKV_MAX_VALUE_BYTES": cfg["maxValueBytes"], "RAFTKV_MAX_TXN_OPS": cfg["maxTxnOps"],
+              "RAFTKV_SESSION_TTL_MS": cfg["sessionTtlMs"], "RAFTKV_MIN_FREE_BYTES": cfg["minFreeBytes"],
               "RAFTKV_SHUTDOWN_TIMEOUT_MS": cfg["shutdownTimeoutMs"], "RAFTKV_LOG_LEVEL": cfg["logLevel"],
               "RAFTKV_LOG_FORMAT": cfg["logFormat"]}
     for var, v in expect.items():
@@ -402,7 +403,7 @@ def main():
 
     def chart_meta():
         assert CHART_META["apiVersion"] == "v2"
-        assert CHART_META["version"] == "0.5.0" and CHART_META["appVersion"] == "0.5.0", "versions"
+        assert CHART_META["version"] == "0.6.0" and CHART_META["appVersion"] == "0.6.0", "versions"
     check("Chart.yaml", chart_meta)
 
     def validator_rejects():
