@@ -182,8 +182,12 @@ static void snap_done(void *arg, const struct tp_result *r)
 	bool ok = r->status == GRPC_STATUS_OK && !s->failed;
 	if (!ok)
 		LOG_W("snapshot to %" PRIx64 " failed: %d %s", s->peer->id, r->status, r->details);
-	post_snap_sent(s->peer->node, s->peer->id, s->xfer, ok);
+	/* Mark it ended before the outcome can reach the raft loop, which may free s. */
+	struct node *n = s->peer->node;
+	raft_id id = s->peer->id;
+	uint64_t xfer = s->xfer;
 	atomic_store(&s->done, true);
+	post_snap_sent(n, id, xfer, ok);
 }
 
 static void snap_free(struct snap_send *s)
