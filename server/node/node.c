@@ -294,7 +294,7 @@ static void install_snapshot(struct node *n, const struct raft_snapshot_meta *m,
 		rv = storage_snapshot_commit(sw);
 	free(conf);
 	if (rv != 0)
-		FATAL("storing snapshot %" PRIu64 ": %s", m->index, storage_errmsg(n->storage));
+		node_storage_fatal(n, rv, "storing the snapshot received");
 	/* The snapshot is durable; the log entries it covers are still in storage until the
 	 * writer's clear_log batch (storage drops such leftovers at open). */
 	FAILPOINT("node.install.after-snapshot-durable");
@@ -566,6 +566,11 @@ static void on_snapshot_stored(struct node *n, const struct mb_item *it)
 	n->snap_busy = false;
 	if (it->snap_stored.rv != 0) {
 		LOG_E("storing the snapshot at %" PRIu64 " failed: %s", index, it->snap_stored.err);
+		/* A failed file write leaves storage refusing every later commit: stop now, with
+		 * the cause, rather than on the writer's next batch (or never, when idle). */
+		int broken = storage_broken(n->storage);
+		if (broken != 0)
+			node_storage_fatal(n, broken, "storing a snapshot");
 		return;
 	}
 	if (index <= raft_snapshot_index(n->raft))
@@ -673,7 +678,15 @@ static void check_space(struct node *n)
 	    raft_conf_voters(raft_conf_current(n->raft)) > 1) {
 		struct raft_event ev = {.type = RAFT_EVENT_TRANSFER, .peer = 0};
 		int rv = step(n, &ev);
-		LOG_D("NOSPACE alarm: handing leadership over (%s)", raft_strerror(rv));
+		/* Once per term at INFO: the alarm may have come before this member was elected. */
+		raft_term term = raft_current_term(n->raft);
+		if (n->nospace_handover_term != term) {
+			n->nospace_handover_term = term;
+			LOG_I("NOSPACE alarm: the leader hands leadership over (%s)",
+			      raft_strerror(rv));
+		} else {
+			LOG_D("NOSPACE alarm: handing leadership over (%s)", raft_strerror(rv));
+		}
 	}
 }
 

@@ -204,7 +204,8 @@ struct node {
 	atomic_uint alarms;       /* ALARM_* of this member (the gRPC loop reads it for batches) */
 	char alarm_msg[CONFIG_STR_MAX + 160]; /* raft loop: what the NOSPACE alarm saw */
 	int64_t next_space_check_ms;
-	raft_index next_snap_at;   /* applied index at which to take the next snapshot */
+	raft_term nospace_handover_term; /* raft loop: the term whose hand-over was logged */
+	raft_index next_snap_at;         /* applied index at which to take the next snapshot */
 	uint64_t bytes_since_snap; /* command bytes applied since the last snapshot was taken */
 	bool snap_busy;
 	struct {                           /* a received snapshot while the core considers it */
@@ -252,6 +253,9 @@ void peers_on_send(void *arg, struct tp_call *call, const void *req, size_t len)
 void peers_on_install(void *arg, struct tp_call *call, const void *req, size_t len);
 
 /* writer.c */
+/* A write to storage failed: log the cause (naming a full disk as such) and abort. Nothing
+ * acknowledged is lost: storage refuses every commit after a failed write. */
+_Noreturn void node_storage_fatal(struct node *n, int rv, const char *what);
 int writer_start(struct node *n);
 void writer_stop(struct node *n);
 /* Hand the persist part of an update to the writer (raft loop). */

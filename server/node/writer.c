@@ -7,6 +7,15 @@
 #include "common/log.h"
 #include "server/node/node.h"
 
+void node_storage_fatal(struct node *n, int rv, const char *what)
+{
+	if (rv == STORAGE_EFULL)
+		FATAL("%s failed: no space left on device in %s; free space there, then restart "
+		      "this member (nothing it acknowledged is lost): %s",
+		      what, n->cfg.data_dir, storage_errmsg(n->storage));
+	FATAL("%s failed, cannot keep promises: %s", what, storage_errmsg(n->storage));
+}
+
 static void post_persisted(struct node *n, uint64_t write_id)
 {
 	struct mb_item *it = mb_item_new(MB_PERSISTED);
@@ -48,14 +57,8 @@ static void *writer_main(void *arg)
 			if (local.sb.hs != NULL)
 				voted = local.hs;
 			int rv = node_batch_write(n->storage, &local);
-			if (rv == STORAGE_EFULL)
-				FATAL("storage write failed: no space left on device in %s; free "
-				      "space there, then restart this member (nothing it "
-				      "acknowledged is lost): %s",
-				      n->cfg.data_dir, storage_errmsg(n->storage));
 			if (rv != 0)
-				FATAL("storage write failed, cannot keep promises: %s",
-				      storage_errmsg(n->storage));
+				node_storage_fatal(n, rv, "storage write");
 			if (new_vote)
 				FAILPOINT("node.vote.after-persist");
 			post_persisted(n, id);

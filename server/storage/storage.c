@@ -40,6 +40,12 @@ int storage_failf(struct storage *s, int rv, const char *fmt, ...)
 	return rv;
 }
 
+static void mark_broken(struct storage *s, int rv)
+{
+	int none = 0;
+	atomic_compare_exchange_strong(&s->broken, &none, rv);
+}
+
 int storage_fail(struct storage *s, const char *file, const char *what, int ret)
 {
 	/* BDB reports a page whose checksum does not match through errcall and then fails the
@@ -51,6 +57,8 @@ int storage_fail(struct storage *s, const char *file, const char *what, int ret)
 		rv = STORAGE_ERETRY;
 	if (ret == ENOSPC)
 		rv = STORAGE_EFULL;
+	if (ret == ENOSPC || ret == EIO)
+		mark_broken(s, rv);
 	storage_failf(s, rv, "storage: %s: %s: %s: %s%s%s", s->dir, file, what, db_strerror(ret),
 		      s->bdb_err[0] ? " (" : "", s->bdb_err);
 	if (s->bdb_err[0])
@@ -65,6 +73,12 @@ static void on_bdb_error(const DB_ENV *env, const char *prefix, const char *msg)
 {
 	(void)prefix;
 	struct storage *s = env->app_private;
+	/* A failed write to a log or database file is reported here, inside the failing call
+	 * and before any other thread's commit can wrongly count on it. */
+	if (strstr(msg, "No space left on device") != NULL)
+		mark_broken(s, STORAGE_EFULL);
+	else if (strstr(msg, "Input/output error") != NULL)
+		mark_broken(s, STORAGE_EIO);
 	size_t used = strlen(s->bdb_err);
 	if (used + 3 < sizeof(s->bdb_err))
 		snprintf(s->bdb_err + used, sizeof(s->bdb_err) - used, "%s%s", used ? "; " : "",
@@ -76,8 +90,25 @@ const char *storage_errmsg(const struct storage *s)
 	return s->errmsg;
 }
 
+int storage_broken(const struct storage *s)
+{
+	return atomic_load(&((struct storage *)s)->broken);
+}
+
+static int refuse_broken(struct storage *s, const char *when)
+{
+	int rv = atomic_load(&s->broken);
+	return storage_failf(s, rv,
+			     "storage: %s: an earlier write failed (%s), so %s; restart the member "
+			     "once the cause is fixed (what was acknowledged is on disk)",
+			     s->dir, rv == STORAGE_EFULL ? "no space left on device" : "I/O error",
+			     when);
+}
+
 int storage_txn_begin(struct storage *s, DB_TXN **txn)
 {
+	if (atomic_load(&s->broken) != 0)
+		return refuse_broken(s, "nothing more is written");
 	int ret = s->env->txn_begin(s->env, NULL, txn, 0);
 	return ret == 0 ? 0 : storage_fail(s, "environment", "DB_ENV->txn_begin", ret);
 }
@@ -103,8 +134,17 @@ int storage_txn_commit(struct storage *s, DB_TXN *txn, bool sync)
 {
 	/* With sync the commit returns only once its log records are on disk (fsync); the
 	 * flush covers every earlier transaction's records too. */
+	if (atomic_load(&s->broken) != 0) {
+		txn->abort(txn);
+		return refuse_broken(s, "nothing more is written");
+	}
 	int ret = txn->commit(txn, sync ? DB_TXN_SYNC : DB_TXN_NOSYNC);
-	return ret == 0 ? 0 : storage_fail(s, "environment", "DB_TXN->commit", ret);
+	if (ret != 0)
+		return storage_fail(s, "environment", "DB_TXN->commit", ret);
+	/* A write failed somewhere while this commit ran: its records may not be on disk. */
+	if (atomic_load(&s->broken) != 0)
+		return refuse_broken(s, "this transaction may not be durable");
+	return 0;
 }
 
 /* ------------------------------------------------------------------------------------------

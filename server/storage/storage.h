@@ -10,7 +10,9 @@
  * (DB_PRIVATE), not in memory-mapped files: a full file system then fails a write with
  * STORAGE_EFULL instead of killing the process with SIGBUS. (BDB log files are not
  * preallocated: DB_LOG_ZERO made recovery after a power loss fail in test_storage_powerloss;
- * a log write cut short by a full disk fails its commit, and recovery drops the torn tail.)
+ * a log write cut short by a full disk fails its commit, and recovery drops the torn tail.
+ * After a failed write BDB has been seen to report a later commit durable without writing it,
+ * so from the first failed write on, in any thread, every transaction fails: storage_broken.)
  *
  *   log.db    btree: 8-byte big-endian index -> term (8, BE) | type (1) | payload
  *   meta.db   btree: name -> value (hard state, node id, cluster id, membership, ...)
@@ -88,6 +90,10 @@ int storage_open(const char *dir, const struct storage_options *opt, struct stor
 void storage_close(struct storage *s);
 /* The last error's description ("storage: log.db: DB->put: ..."). */
 const char *storage_errmsg(const struct storage *s);
+/* 0, or STORAGE_EFULL / STORAGE_EIO once Berkeley DB failed to write a file (in any thread).
+ * From then on every transaction fails with that code: after such a failure BDB may report a
+ * later synced commit as done without having written it. Only a restart (recovery) helps. */
+int storage_broken(const struct storage *s);
 
 /* Group commit: see struct storage_batch. All or nothing. */
 int storage_write(struct storage *s, const struct storage_batch *b);

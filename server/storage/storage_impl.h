@@ -3,6 +3,7 @@
 #define RAFTKV_STORAGE_IMPL_H
 
 #include <db.h>
+#include <stdatomic.h>
 
 #include "server/storage/storage.h"
 
@@ -18,6 +19,11 @@ struct storage {
 	uint64_t first_index; /* first stored log entry; 0 when the log is empty */
 	uint64_t last_index;  /* last stored log entry; 0 when the log is empty */
 	uint64_t bytes_since_checkpoint;
+	/* 0, or the STORAGE_E* code of a write Berkeley DB failed (ENOSPC, EIO) in any thread.
+	 * After one, BDB has been seen to report a later synced commit as done without writing
+	 * its log records (a full tmpfs, a failed log-buffer write, the next commit "succeeds"):
+	 * from then on no transaction starts or commits, so nothing more is promised. */
+	atomic_int broken;
 	char bdb_err[384]; /* BDB's own messages about the last failure (through errcall) */
 	char errmsg[1024];
 };

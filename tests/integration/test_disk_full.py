@@ -24,7 +24,7 @@ import cluster as h  # noqa: E402
 import grpc  # noqa: E402
 
 MIB = 1 << 20
-TMPFS_MB = 24
+TMPFS_MB = 48  # room for the empty member and its alarm threshold (min-free + cache)
 VALUE = b"v" * 1024
 _mounts = []
 
@@ -72,6 +72,9 @@ def full_cluster(label, min_free, extra_flags=None):
         small.start()
         small.wait_ready()
         L = c.wait_leader(exclude=small)
+    # The alarm must come from filling the disk, not be there from the start (which would
+    # let it be raised before the member became leader and test nothing about filling).
+    assert "NOSPACE" not in small.log_text(), "alarm before any write:\n" + small.log_tail()
     gw = c.gateway()
     return c, small, gw
 
@@ -186,7 +189,8 @@ def test_leader_hands_over_when_its_disk_fills():
             raise h.Fatal("%s died: exit %s\n%s" % (small.name, small.proc.returncode, small.log_tail()))
         return "NOSPACE alarm" in small.log_text()
     counts = fill(gw, alarmed, "the NOSPACE alarm on the leader %s" % small.name)
-    assert "hands leadership over" in small.log_text(), small.log_tail()
+    h.until(lambda: "hands leadership over" in small.log_text(), 10,
+            "%s to say it hands leadership over" % small.name)
     L = h.until(lambda: c.wait_leader() is not small and c.wait_leader(), 20, "a new leader")
     h.log("%s handed over to %s (%d puts, %d errors while filling)" % (small.name, L.name, counts["ok"], counts["err"]))
     for i in range(20):
