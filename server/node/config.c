@@ -36,6 +36,9 @@ static const struct flag_spec opts[] = {
 	    "take a snapshot after this many entries applied since the last one"),
 	U64(snapshot_bytes, "snapshot-bytes", "RAFTKV_SNAPSHOT_BYTES", "67108864",
 	    "or after this many bytes of commands applied since the last one"),
+	U64(snapshot_log_percent, "snapshot-log-percent", "RAFTKV_SNAPSHOT_LOG_PERCENT", "50",
+	    "take a snapshot only once the commands since the last one reach this percentage of "
+	    "its size (bounds the rewrite per byte written; 0: no such bound)"),
 	U64(snapshot_trailing, "snapshot-trailing", "RAFTKV_SNAPSHOT_TRAILING", "1000",
 	    "entries kept in memory behind a snapshot for slightly lagging followers"),
 	U64(max_request_bytes, "max-request-bytes", "RAFTKV_MAX_REQUEST_BYTES", "4194304",

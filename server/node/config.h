@@ -24,6 +24,7 @@ struct node_config {
 	uint64_t snapshot_entries;
 	uint64_t snapshot_trailing;
 	uint64_t snapshot_bytes;
+	uint64_t snapshot_log_percent;
 	uint64_t max_request_bytes;
 	uint64_t max_key_bytes;
 	uint64_t max_value_bytes;

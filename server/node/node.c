@@ -481,29 +481,6 @@ static void start_reads(struct node *n, struct batch *b)
 
 /* ---- snapshots ---------------------------------------------------------------------- */
 
-struct membuf {
-	unsigned char *p;
-	size_t len, cap;
-};
-
-static int membuf_write(void *arg, const void *data, size_t len)
-{
-	struct membuf *m = arg;
-	if (m->len + len > m->cap) {
-		size_t cap = m->cap ? m->cap : 65536;
-		while (cap < m->len + len)
-			cap *= 2;
-		unsigned char *p = realloc(m->p, cap);
-		if (p == NULL)
-			return -1;
-		m->p = p;
-		m->cap = cap;
-	}
-	memcpy(m->p + m->len, data, len);
-	m->len += len;
-	return 0;
-}
-
 struct memreader {
 	const unsigned char *p;
 	size_t len, off;
@@ -519,9 +496,15 @@ static int memreader_read(void *arg, void *buf, size_t cap, size_t *n)
 	return 0;
 }
 
-/* Serialize the store in memory (fast) and let the snapshotter store it (slow). The core
- * hears SNAPSHOT_TAKEN only once it is stored, so the snapshot the core offers followers is
- * always one storage holds, and a failed store costs the core nothing. */
+/* A snapshot is due after --snapshot-entries entries or --snapshot-bytes of commands, and
+ * worth it only once the commands since the last one reach --snapshot-log-percent of its
+ * size: rewriting the whole state then costs at most 100/percent bytes per byte of commands
+ * (2x at the default 50), whatever the store's size. A forked child serializes it (the raft
+ * loop pauses only for the fork); the snapshotter stores it. The core hears SNAPSHOT_TAKEN
+ * only once it is stored, so the snapshot the core offers followers is always one storage
+ * holds, and a failed store costs the core nothing. */
+#define MIB (1024.0 * 1024.0)
+
 static void check_space(struct node *n);
 
 static void maybe_snapshot(struct node *n)
@@ -529,6 +512,8 @@ static void maybe_snapshot(struct node *n)
 	raft_index applied = kv_store_applied_index(n->kv);
 	if (n->snap_busy || peers_sending_snapshot(n) ||
 	    (applied < n->next_snap_at && n->bytes_since_snap < n->cfg.snapshot_bytes))
+		return;
+	if (n->bytes_since_snap * 100 < n->last_snap_bytes * n->cfg.snapshot_log_percent)
 		return;
 	/* A snapshot takes as much room as the last one at once: look at the disk now. */
 	n->next_space_check_ms = 0;
@@ -544,20 +529,20 @@ static void maybe_snapshot(struct node *n)
 					  .term = term,
 					  .conf = *raft_conf_current(n->raft),
 					  .conf_index = raft_conf_index(n->raft)};
-	struct membuf m = {0};
 	int64_t t0 = tp_now_ms();
 	n->next_snap_at = applied + n->cfg.snapshot_entries;
+	uint64_t since = n->bytes_since_snap;
 	n->bytes_since_snap = 0;
-	if (kv_snapshot_write(n->kv, membuf_write, &m) != 0) {
-		LOG_E("snapshot at %" PRIu64 ": out of memory serializing the store", applied);
-		free(m.p);
+	if (writer_snapshot(n, &meta) != 0) {
+		LOG_E("snapshot at %" PRIu64 ": cannot start its writer process: %s", applied,
+		      strerror(errno));
 		return;
 	}
 	n->snap_busy = true;
-	LOG_I("snapshot at %" PRIu64 ": %zu bytes serialized in %" PRId64 " ms, storing", applied,
-	      m.len, tp_now_ms() - t0);
-	n->last_snap_bytes = m.len;
-	writer_snapshot(n, m.p, m.len, &meta);
+	n->snap_started_ms = t0;
+	LOG_I("snapshot at %" PRIu64 " (%.1f MiB of commands since the last): forked its writer "
+	      "in %" PRId64 " ms, storing",
+	      applied, (double)since / MIB, tp_now_ms() - t0);
 }
 
 static void on_snapshot_stored(struct node *n, const struct mb_item *it)
@@ -566,6 +551,7 @@ static void on_snapshot_stored(struct node *n, const struct mb_item *it)
 	n->snap_busy = false;
 	if (it->snap_stored.rv != 0) {
 		LOG_E("storing the snapshot at %" PRIu64 " failed: %s", index, it->snap_stored.err);
+		n->next_snap_at = kv_store_applied_index(n->kv); /* try again soon */
 		/* A failed file write leaves storage refusing every later commit: stop now, with
 		 * the cause, rather than on the writer's next batch (or never, when idle). */
 		int broken = storage_broken(n->storage);
@@ -581,8 +567,10 @@ static void on_snapshot_stored(struct node *n, const struct mb_item *it)
 	if (rv != 0)
 		LOG_E("snapshot at %" PRIu64 ": the core refused it: %s", index, raft_strerror(rv));
 	n->last_snap_index = index;
+	n->last_snap_bytes = it->snap_stored.bytes;
 	writer_compact(n, index);
-	LOG_I("snapshot at index %" PRIu64 " stored", index);
+	LOG_I("snapshot at index %" PRIu64 " stored: %.1f MiB in %" PRId64 " ms", index,
+	      (double)it->snap_stored.bytes / MIB, tp_now_ms() - n->snap_started_ms);
 }
 
 static void on_snapshot_received(struct node *n, struct mb_item *it)
@@ -626,7 +614,6 @@ static void on_snapshot_received(struct node *n, struct mb_item *it)
 /* ---- disk space ------------------------------------------------------------------------ */
 
 #define SPACE_CHECK_MS 200
-#define MIB            (1024.0 * 1024.0)
 
 /*
  * The NOSPACE alarm (etcd has the same): below --min-free-bytes plus room for one more

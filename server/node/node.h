@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/types.h>
 
 #include "common/log.h"
 #include "server/kv/kv.h"
@@ -97,7 +98,8 @@ struct mb_item {
 		struct {
 			raft_index index;
 			int rv;
-			char err[200]; /* the storage error, copied on the snapshotter thread */
+			uint64_t bytes; /* the snapshot's size, when stored */
+			char err[200];  /* what failed, written on the snapshotter thread */
 		} snap_stored;
 	};
 };
@@ -147,9 +149,9 @@ struct writer {
 	raft_index compact_upto;   /* compact the stored log up to here (0: nothing) */
 	bool busy;                 /* writing outside the lock */
 	bool stop;
-	/* snapshotter job */
-	unsigned char *snap_data;
-	size_t snap_len;
+	/* snapshotter job: a forked copy of the process serializes the store into a pipe */
+	int snap_fd;    /* the pipe's read end */
+	pid_t snap_pid; /* the child writing it */
 	struct raft_snapshot_meta snap_meta;
 	bool snap_job, snap_busy;
 	bool checkpoint; /* checkpoint now and remove the BDB log files it frees */
@@ -208,6 +210,7 @@ struct node {
 	raft_index next_snap_at;         /* applied index at which to take the next snapshot */
 	uint64_t bytes_since_snap; /* command bytes applied since the last snapshot was taken */
 	bool snap_busy;
+	int64_t snap_started_ms;           /* when the snapshot being stored was forked */
 	struct {                           /* a received snapshot while the core considers it */
 		struct kv_store *kv;       /* restored from `data`; NULL once installed */
 		const unsigned char *data; /* owned by the mailbox item */
@@ -265,9 +268,11 @@ void writer_compact(struct node *n, raft_index upto);
 void writer_checkpoint(struct node *n);
 /* Wait until everything handed over is durable and no snapshot is being stored. */
 void writer_barrier(struct node *n);
-/* Give the snapshotter a serialized kv snapshot to store (it takes `data`). */
-void writer_snapshot(struct node *n, unsigned char *data, size_t len,
-		     const struct raft_snapshot_meta *meta);
+/* Take a snapshot of the store as it is now, without pausing the raft loop: a forked child
+ * (copy-on-write: it sees the store frozen at this instant) streams the serialization through
+ * a pipe to the snapshotter thread, which stores it chunk by chunk; MB_SNAP_STORED follows.
+ * Returns 0, or -1 (errno) if the pipe or the fork failed. */
+int writer_snapshot(struct node *n, const struct raft_snapshot_meta *meta);
 
 /* service.c: KV and Cluster handlers (gRPC loop thread) and status replies (raft loop). */
 extern const struct tp_method node_methods[];

@@ -1,7 +1,15 @@
 /* The storage writer (group commit, compaction, checkpoints) and the snapshotter threads. */
+#define _GNU_SOURCE /* pipe2 */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/failpoint.h"
 #include "common/log.h"
@@ -83,25 +91,90 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-static int store_snapshot(struct node *n, const unsigned char *data, size_t len,
-			  const struct raft_snapshot_meta *m)
+/* The child stops writing for this long (a hung child: kill it, the snapshot fails). */
+#define SNAP_CHILD_IDLE_MS 60000
+
+/* Read from the child's pipe until `buf` is full or the stream ends. 0 and *n, or -1 with
+ * why. */
+static int read_pipe(int fd, unsigned char *buf, size_t cap, size_t *n, char *why, size_t why_len)
+{
+	size_t got = 0;
+	while (got < cap) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int pr = poll(&p, 1, SNAP_CHILD_IDLE_MS);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr == 0) {
+			snprintf(why, why_len,
+				 "the snapshot's writer process wrote nothing for %d s",
+				 SNAP_CHILD_IDLE_MS / 1000);
+			return -1;
+		}
+		ssize_t k = pr < 0 ? -1 : read(fd, buf + got, cap - got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			snprintf(why, why_len, "reading the snapshot's pipe: %s", strerror(errno));
+			return -1;
+		}
+		if (k == 0)
+			break;
+		got += (size_t)k;
+	}
+	*n = got;
+	return 0;
+}
+
+/* Store what the child streams, chunk by chunk: never more than one chunk in memory. The
+ * snapshot is committed only if the child ends the stream and exits 0 (its serialization
+ * carries a checksum the restore verifies too). */
+static int store_snapshot(struct node *n, int fd, pid_t pid, const struct raft_snapshot_meta *m,
+			  uint64_t *bytes, char *why, size_t why_len)
 {
 	size_t conf_len;
 	void *conf = node_snapshot_conf_encode(m, &conf_len);
-	struct storage_snapshot_writer *sw;
+	struct storage_snapshot_writer *sw = NULL;
 	int rv = storage_snapshot_begin(n->storage, m->index, m->term, conf, conf_len, &sw);
 	free(conf);
-	if (rv != 0)
-		return rv;
-	for (size_t off = 0; off < len; off += STORAGE_SNAPSHOT_CHUNK) {
-		size_t k = len - off < STORAGE_SNAPSHOT_CHUNK ? len - off : STORAGE_SNAPSHOT_CHUNK;
-		rv = storage_snapshot_write(sw, data + off, k);
-		if (rv != 0) {
-			storage_snapshot_abort(sw);
-			return rv;
+	unsigned char *buf = rv == 0 ? malloc(STORAGE_SNAPSHOT_CHUNK) : NULL;
+	if (rv == 0 && buf == NULL)
+		rv = STORAGE_EIO;
+	bool child_failed = false;
+	*bytes = 0;
+	while (rv == 0) {
+		size_t k = 0;
+		if (read_pipe(fd, buf, STORAGE_SNAPSHOT_CHUNK, &k, why, why_len) != 0) {
+			child_failed = true;
+			break;
 		}
+		if (k == 0)
+			break;
+		rv = storage_snapshot_write(sw, buf, k);
+		*bytes += k;
 	}
-	return storage_snapshot_commit(sw);
+	free(buf);
+	close(fd);
+	if (child_failed || rv != 0)
+		kill(pid, SIGKILL); /* whatever it was doing, it is not needed any more */
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!child_failed && rv == 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+		child_failed = true;
+		snprintf(why, why_len, "the snapshot's writer process %s %d",
+			 WIFSIGNALED(st) ? "died of signal" : "exited with status",
+			 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+	}
+	if (child_failed || rv != 0) {
+		if (rv != 0)
+			snprintf(why, why_len, "%s", storage_errmsg(n->storage));
+		storage_snapshot_abort(sw);
+		return rv != 0 ? rv : STORAGE_EIO;
+	}
+	rv = storage_snapshot_commit(sw);
+	if (rv != 0)
+		snprintf(why, why_len, "%s", storage_errmsg(n->storage));
+	return rv;
 }
 
 static void *snapshotter_main(void *arg)
@@ -114,22 +187,18 @@ static void *snapshotter_main(void *arg)
 			pthread_cond_wait(&w->cv, &w->mu);
 		if (!w->snap_job)
 			break;
-		unsigned char *data = w->snap_data;
-		size_t len = w->snap_len;
+		int fd = w->snap_fd;
+		pid_t pid = w->snap_pid;
 		struct raft_snapshot_meta meta = w->snap_meta;
-		w->snap_data = NULL; /* ours now */
 		w->snap_job = false;
 		w->snap_busy = true;
 		pthread_mutex_unlock(&w->mu);
 
-		int rv = store_snapshot(n, data, len, &meta);
-		free(data);
 		struct mb_item *it = mb_item_new(MB_SNAP_STORED);
 		it->snap_stored.index = meta.index;
-		it->snap_stored.rv = rv;
-		if (rv != 0)
-			snprintf(it->snap_stored.err, sizeof(it->snap_stored.err), "%s",
-				 storage_errmsg(n->storage));
+		it->snap_stored.rv =
+			store_snapshot(n, fd, pid, &meta, &it->snap_stored.bytes,
+				       it->snap_stored.err, sizeof(it->snap_stored.err));
 		mailbox_post(&n->mb, it);
 
 		pthread_mutex_lock(&w->mu);
@@ -162,7 +231,11 @@ void writer_stop(struct node *n)
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->thread, NULL);
 	pthread_join(w->snap_thread, NULL);
-	free(w->snap_data); /* a job never started */
+	if (w->snap_job) { /* a job never started: its child ends on the closed pipe */
+		close(w->snap_fd);
+		kill(w->snap_pid, SIGKILL);
+		waitpid(w->snap_pid, NULL, 0);
+	}
 	node_batch_free(&w->pending);
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
@@ -208,17 +281,60 @@ void writer_barrier(struct node *n)
 	pthread_mutex_unlock(&w->mu);
 }
 
-void writer_snapshot(struct node *n, unsigned char *data, size_t len,
-		     const struct raft_snapshot_meta *meta)
+/* In the child: everything to the pipe, nothing else touched (no locks, no logging). */
+static int pipe_write(void *arg, const void *data, size_t len)
+{
+	int fd = *(int *)arg;
+	const unsigned char *p = data;
+	while (len > 0) {
+		ssize_t k = write(fd, p, len);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		len -= (size_t)k;
+	}
+	return 0;
+}
+
+int writer_snapshot(struct node *n, const struct raft_snapshot_meta *meta)
 {
 	struct writer *w = &n->w;
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return -1;
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		int err = errno;
+		close(fds[0]);
+		close(fds[1]);
+		errno = err;
+		return -1;
+	}
+	if (pid == 0) {
+		/* The child: a copy-on-write image of the store at this instant. _exit: no
+		 * atexit handlers, no leak check, no flushing of the parent's stdio buffers. */
+		int out = fds[1];
+		/* Dies with the parent, and holds none of its files: not the data directory's
+		 * lock, not the listening sockets (a restarted raftnode must get both at once). */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		close_range(3, (unsigned)out - 1, 0);
+		close_range((unsigned)out + 1, ~0u, 0);
+		int rv = kv_snapshot_write(n->kv, pipe_write, &out);
+		_exit(rv == 0 ? 0 : 1);
+	}
+	close(fds[1]);
 	pthread_mutex_lock(&w->mu);
-	if (w->snap_job) /* the raft loop never queues two; keep the newest anyway */
-		free(w->snap_data);
-	w->snap_data = data;
-	w->snap_len = len;
+	/* The raft loop never queues a second job (snap_busy): there is none to replace. */
+	w->snap_fd = fds[0];
+	w->snap_pid = pid;
 	w->snap_meta = *meta;
 	w->snap_job = true;
 	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->mu);
+	return 0;
 }

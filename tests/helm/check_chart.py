@@ -214,7 +214,8 @@ def check_render(case, values, extra):
     cfg = rn["config"]
     expect = {"RAFTKV_TICK_MS": cfg["tickMs"], "RAFTKV_HEARTBEAT_MS": cfg["heartbeatMs"],
               "RAFTKV_ELECTION_MS": cfg["electionMs"], "RAFTKV_SNAPSHOT_ENTRIES": cfg["snapshotEntries"],
-              "RAFTKV_SNAPSHOT_BYTES": cfg["snapshotBytes"], "RAFTKV_SNAPSHOT_TRAILING": cfg["snapshotTrailing"],
+              "RAFTKV_SNAPSHOT_BYTES": cfg["snapshotBytes"],
+              "RAFTKV_SNAPSHOT_LOG_PERCENT": cfg["snapshotLogPercent"], "RAFTKV_SNAPSHOT_TRAILING": cfg["snapshotTrailing"],
               "RAFTKV_MAX_REQUEST_BYTES": cfg["maxRequestBytes"], "RAFTKV_MAX_KEY_BYTES": cfg["maxKeyBytes"],
               "RAFTKV_MAX_VALUE_BYTES": cfg["maxValueBytes"], "RAFTKV_MAX_TXN_OPS": cfg["maxTxnOps"],
               "RAFTKV_SESSION_TTL_MS": cfg["sessionTtlMs"], "RAFTKV_MIN_FREE_BYTES": cfg["minFreeBytes"],

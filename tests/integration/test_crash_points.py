@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cluster as h  # noqa: E402
 import grpc  # noqa: E402
 
-FLAGS = {"snapshot-entries": 300, "snapshot-trailing": 20}
+FLAGS = {"snapshot-entries": 300, "snapshot-trailing": 20, "snapshot-log-percent": 0}
 KEYS = [b"cp/%d" % i for i in range(6)]
 BIG = 300 * 1024
 

@@ -5,6 +5,7 @@
 keeping 10, so a follower that was down for a few hundred writes needs InstallSnapshot.
 """
 import os
+import re
 import sys
 import time
 
@@ -18,7 +19,8 @@ _c = None
 def C():
     global _c
     if _c is None:
-        _c = h.Cluster(3, label="snapshot", flags={"snapshot-entries": 50, "snapshot-trailing": 10}).start()
+        _c = h.Cluster(3, label="snapshot", flags={"snapshot-entries": 50, "snapshot-trailing": 10,
+                                                             "snapshot-log-percent": 0}).start()
     return _c.revive()
 
 
@@ -106,5 +108,42 @@ def test_snapshot_survives_restart_of_everyone():
     assert st.snapshot_index > 0, st
 
 
+BIG_VALUE = 64 * 1024
+BIG_MB = 200  # serializing it on the raft loop took ~0.9 s under ASan
+
+
+def test_big_snapshots_do_not_stall_the_cluster():
+    """Snapshots of a store of ~100 MB, taken while writes go on, change no leader: the raft
+    loop only forks (serializing it on the loop paused the leader past the election timeout,
+    and the followers elected another: the put in flight failed). One follower is down, so
+    the two others both matter for every commit.
+    Not covered yet (issue 11): that follower catching up by InstallSnapshot of a store this
+    size, where the leader's transport stalls during the transfer (docs/raftnode.md)."""
+    c = h.Cluster(3, label="bigsnap", flags={"snapshot-entries": 200}).start()
+    L = c.wait_leader()
+    f = h.rng.choice(c.followers(L))
+    assert f.terminate() == 0
+    term = L.status().term
+    n_keys = BIG_MB * 1024 * 1024 // BIG_VALUE
+    t0 = time.monotonic()
+    value = bytes(h.rng.getrandbits(8) for _ in range(256)) * (BIG_VALUE // 256)
+    write_many(L, [(b"big/%05d" % i, value[:-5] + b"%05d" % i) for i in range(n_keys)], inflight=8)
+    h.log("wrote %d MiB in %d puts in %.1fs" % (BIG_MB, n_keys, time.monotonic() - t0))
+
+    def stored(node):
+        return [l for l in node.log_text().splitlines() if "snapshot at index" in l and "stored" in l]
+    def sizes(n):
+        return [float(m) for m in re.findall(r"stored: ([0-9.]+) MiB", n.log_text())]
+    up = [n for n in c.nodes if n is not f]
+    h.until(lambda: all(max(sizes(n) + [0]) >= BIG_MB / 2 for n in up), 90,
+            "a snapshot of at least half the store on every running member")
+    for n in up:
+        st = n.status()
+        assert st.term == term, "%s: the term went from %d to %d: an election" % (n.name, term, st.term)
+    h.log("%s: snapshots of %s MiB; %s" % (L.name, sizes(L), stored(L)[-1].split(" info ")[-1]))
+    c.stop()
+
+
 if __name__ == "__main__":
-    h.run([test_follower_catches_up_by_snapshot, test_snapshot_survives_restart_of_everyone])
+    h.run([test_follower_catches_up_by_snapshot, test_snapshot_survives_restart_of_everyone,
+           test_big_snapshots_do_not_stall_the_cluster])

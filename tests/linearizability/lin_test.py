@@ -61,10 +61,12 @@ DEADLINE_S = (1.0, 2.0)  # per call, drawn uniformly
 MODES = {
     # ~100 s under ASan: the 8 fault kinds once (~5 s each with recovery and gaps), then random.
     "nemesis": dict(seconds=90, nodes=3, clients=6, keys=8, epoch_s=30, min_ok=600,
-                    flags={"snapshot-entries": 400, "snapshot-trailing": 50}),
+                    flags={"snapshot-entries": 400, "snapshot-trailing": 50,
+                           "snapshot-log-percent": 0}),
     "control": dict(seconds=20, nodes=3, clients=8, keys=4, epoch_s=0, min_ok=100, flags={}),
     "soak": dict(seconds=1800, nodes=3, clients=6, keys=8, epoch_s=60, min_ok=600,
-                 flags={"snapshot-entries": 1000, "snapshot-trailing": 100}),
+                 flags={"snapshot-entries": 1000, "snapshot-trailing": 100,
+                        "snapshot-log-percent": 0}),
 }
 
 
