@@ -66,6 +66,11 @@ void kv_store_free(struct kv_store *s)
 	free(s);
 }
 
+uint64_t kv_store_data_bytes(const struct kv_store *s)
+{
+	return s->st.data_bytes;
+}
+
 uint64_t kv_store_revision(const struct kv_store *s)
 {
 	return s->st.revision;
@@ -336,10 +341,13 @@ static void write_key(struct kv_state *st, struct kv_bytes key, size_t keep, str
 		n->create_rev = n->mod_rev = rev;
 		n->version = 1;
 		st->root = tree_insert(st->root, n);
+		st->data_bytes += key.len + add.len;
 		return;
 	}
 	struct node *n = *slot;
 	size_t vlen = keep + add.len;
+	st->data_bytes += vlen;
+	st->data_bytes -= n->val_len;
 	if (vlen != n->val_len) {
 		n = realloc(n, sizeof(*n) + n->key_len + vlen);
 		if (!n)
@@ -361,6 +369,7 @@ static uint64_t delete_range(struct kv_state *st, struct kv_bytes key, struct kv
 		if (!tree_find(st->root, key.p, key.len))
 			return 0;
 		st->root = tree_remove(st->root, key.p, key.len, &removed);
+		st->data_bytes -= removed->key_len + removed->val_len;
 		free(removed);
 		return 1;
 	}
@@ -370,6 +379,7 @@ static uint64_t delete_range(struct kv_state *st, struct kv_bytes key, struct kv
 			break;
 		/* n's own key guides the removal; n is freed only after it is unlinked. */
 		st->root = tree_remove(st->root, node_key(n), n->key_len, &removed);
+		st->data_bytes -= removed->key_len + removed->val_len;
 		free(removed);
 		deleted++;
 	}

@@ -237,6 +237,7 @@ struct kv_store *kv_store_new(const struct kv_options *o);
 void kv_store_free(struct kv_store *s);
 
 uint64_t kv_store_revision(const struct kv_store *s);      /* global revision */
+uint64_t kv_store_data_bytes(const struct kv_store *s);    /* bytes of all keys and values */
 uint64_t kv_store_applied_index(const struct kv_store *s); /* last index applied/advanced */
 uint64_t kv_store_key_count(const struct kv_store *s);
 uint64_t kv_store_session_count(const struct kv_store *s);

@@ -78,7 +78,8 @@ struct kv_state {
 	struct node *root;
 	uint64_t revision;
 	uint64_t applied;
-	uint64_t clock_ms; /* the log clock: the largest command time_ms applied (0: none yet) */
+	uint64_t clock_ms;   /* the log clock: the largest command time_ms applied (0: none yet) */
+	uint64_t data_bytes; /* bytes of every key and value held (the quota counts these) */
 	struct session **buckets; /* power-of-two sized hash table, chained */
 	size_t n_buckets;
 	uint64_t n_sessions;

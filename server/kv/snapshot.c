@@ -262,6 +262,7 @@ static int restore_keys(struct snapr *r, const struct kv_options *o, struct kv_s
 			break;
 		}
 		st->root = tree_insert(st->root, nd);
+		st->data_bytes += (uint64_t)klen + vlen;
 		last = nd;
 	}
 	free(kbuf);

@@ -52,6 +52,9 @@ static const struct flag_spec opts[] = {
 	U64(session_ttl_ms, "session-ttl-ms", "RAFTKV_SESSION_TTL_MS", "600000",
 	    "how long a write id session lives unused, in leader time (retries of its writes are "
 	    "deduplicated that long); must be equal on every member"),
+	U64(quota_bytes, "quota-bytes", "RAFTKV_QUOTA_BYTES", "2147483648",
+	    "bytes of keys and values the store may hold; past it writes that could add data get "
+	    "RESOURCE_EXHAUSTED and the QUOTA alarm is raised, deletes go on (0: no quota)"),
 	U64(min_free_bytes, "min-free-bytes", "RAFTKV_MIN_FREE_BYTES", "67108864",
 	    "free space the data directory must keep, besides room for one more snapshot; below "
 	    "it the member raises the NOSPACE alarm and takes no new writes (0: no watch)"),

@@ -31,6 +31,7 @@ struct node_config {
 	uint64_t max_txn_ops;
 	uint64_t session_ttl_ms;
 	uint64_t min_free_bytes;
+	uint64_t quota_bytes;
 	uint64_t shutdown_timeout_ms;
 	char log_level[16];
 	char log_format[16];

@@ -397,6 +397,40 @@ static void refuse_nospace(struct node *n, struct tp_call *call)
 		tp_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, why, NULL, 0, NULL, 0);
 }
 
+/* The quota (etcd's quota-backend-bytes): counted in bytes of keys and values held, the same
+ * on every member. Checked before proposing, so the store can pass it by at most the writes
+ * proposed before it was reached. */
+bool node_over_quota(const struct node *n)
+{
+	return n->cfg.quota_bytes != 0 && kv_store_data_bytes(n->kv) >= n->cfg.quota_bytes;
+}
+
+/* Anything but a Delete, or a Txn whose every op is a range or a delete, may add data. */
+static bool adds_data(const struct api_request *r)
+{
+	if (r->method == API_DELETE)
+		return false;
+	if (r->method != API_TXN)
+		return true;
+	for (size_t i = 0; i < r->n_success; i++)
+		if (r->success[i].kind == API_PUT)
+			return true;
+	for (size_t i = 0; i < r->n_failure; i++)
+		if (r->failure[i].kind == API_PUT)
+			return true;
+	return false;
+}
+
+static void refuse_quota(struct node *n, struct tp_call *call)
+{
+	char why[256];
+	snprintf(why, sizeof(why),
+		 "quota exceeded: the store holds %" PRIu64 " bytes of keys and values, "
+		 "--quota-bytes is %" PRIu64 " (QUOTA alarm); delete keys to make room",
+		 kv_store_data_bytes(n->kv), n->cfg.quota_bytes);
+	tp_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, why, NULL, 0, NULL, 0);
+}
+
 /* Propose every write of one mailbox drain as one batch of entries. */
 static void propose_writes(struct node *n, struct batch *b)
 {
@@ -414,6 +448,10 @@ static void propose_writes(struct node *n, struct batch *b)
 		}
 		if (!refused && (atomic_load(&n->alarms) & ALARM_NOSPACE)) {
 			refuse_nospace(n, it->call);
+			refused = true;
+		}
+		if (!refused && node_over_quota(n) && adds_data(it->req)) {
+			refuse_quota(n, it->call);
 			refused = true;
 		}
 		if (refused) {

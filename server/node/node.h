@@ -255,6 +255,9 @@ bool peer_snapshot_sent(struct node *n, raft_id id, uint64_t xfer, bool ok);
 void peers_on_send(void *arg, struct tp_call *call, const void *req, size_t len);
 void peers_on_install(void *arg, struct tp_call *call, const void *req, size_t len);
 
+/* The store holds --quota-bytes or more of keys and values (raft loop). */
+bool node_over_quota(const struct node *n);
+
 /* writer.c */
 /* A write to storage failed: log the cause (naming a full disk as such) and abort. Nothing
  * acknowledged is lost: storage refuses every commit after a failed write. */

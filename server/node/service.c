@@ -163,8 +163,8 @@ void service_reply_status(struct node *n, struct tp_call *call)
 	r.revision = kv_store_revision(n->kv);
 	r.version = RAFTKV_VERSION;
 	/* Alarms: ours, and those of the peers we hear from (their batches carry them). */
-	Raftkv__V1__Alarm alarms[RAFT_MAX_MEMBERS + 1];
-	Raftkv__V1__Alarm *aptrs[RAFT_MAX_MEMBERS + 1];
+	Raftkv__V1__Alarm alarms[RAFT_MAX_MEMBERS + 2];
+	Raftkv__V1__Alarm *aptrs[RAFT_MAX_MEMBERS + 2];
 	size_t na = 0;
 	if (atomic_load(&n->alarms) & ALARM_NOSPACE) {
 		raftkv__v1__alarm__init(&alarms[na]);
@@ -174,7 +174,20 @@ void service_reply_status(struct node *n, struct tp_call *call)
 		aptrs[na] = &alarms[na];
 		na++;
 	}
-	for (size_t i = 0; i < n->n_peers && na < RAFT_MAX_MEMBERS + 1; i++) {
+	char quota_msg[160];
+	if (node_over_quota(n)) {
+		snprintf(quota_msg, sizeof(quota_msg),
+			 "the store holds %" PRIu64 " bytes of keys and values, --quota-bytes is "
+			 "%" PRIu64 ": writes that could add data are refused",
+			 kv_store_data_bytes(n->kv), n->cfg.quota_bytes);
+		raftkv__v1__alarm__init(&alarms[na]);
+		alarms[na].member_id = n->cfg.id;
+		alarms[na].type = RAFTKV__V1__ALARM_TYPE__ALARM_TYPE_QUOTA;
+		alarms[na].message = quota_msg;
+		aptrs[na] = &alarms[na];
+		na++;
+	}
+	for (size_t i = 0; i < n->n_peers && na < RAFT_MAX_MEMBERS + 2; i++) {
 		if ((n->peers[i]->alarms & ALARM_NOSPACE) == 0)
 			continue;
 		raftkv__v1__alarm__init(&alarms[na]);

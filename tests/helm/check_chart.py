@@ -219,6 +219,7 @@ def check_render(case, values, extra):
               "RAFTKV_MAX_REQUEST_BYTES": cfg["maxRequestBytes"], "RAFTKV_MAX_KEY_BYTES": cfg["maxKeyBytes"],
               "RAFTKV_MAX_VALUE_BYTES": cfg["maxValueBytes"], "RAFTKV_MAX_TXN_OPS": cfg["maxTxnOps"],
               "RAFTKV_SESSION_TTL_MS": cfg["sessionTtlMs"], "RAFTKV_MIN_FREE_BYTES": cfg["minFreeBytes"],
+              "RAFTKV_QUOTA_BYTES": cfg["quotaBytes"],
               "RAFTKV_SHUTDOWN_TIMEOUT_MS": cfg["shutdownTimeoutMs"], "RAFTKV_LOG_LEVEL": cfg["logLevel"],
               "RAFTKV_LOG_FORMAT": cfg["logFormat"]}
     for var, v in expect.items():

@@ -1498,6 +1498,12 @@ static int model_run(uint64_t seed, int steps, unsigned char **snap_out, size_t 
 		rand_key(&g, rk, &rkl);
 		struct kv_bytes end = rand_end(&g, rk, rkl, re);
 		ok &= check_range(s, m, BN(rk, rkl), end, prng_below(&g, 5));
+		/* The quota's measure: every key and value byte held, through writes, appends,
+		 * deletes, refused txns and snapshot restores. */
+		uint64_t bytes = 0;
+		for (size_t i = 0; i < m->n; i++)
+			bytes += m->kv[i].klen + m->kv[i].vlen;
+		ok &= kv_store_data_bytes(s) == bytes;
 		if (step % 50 == 49)
 			ok &= check_range(s, m, BN("\0", 1), FROM_KEY, 0);
 		if (step % 97 == 96) {
