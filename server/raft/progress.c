@@ -92,8 +92,15 @@ bool raft_progress_decrease(struct raft_progress *p, raft_index rejected, raft_i
 	if (p->next == 0 || p->next - 1 != rejected)
 		return false;
 	raft_index next = rejected < hint + 1 ? rejected : hint + 1;
-	if (next < p->match + 1)
-		next = p->match + 1;
+	if (next < p->match + 1) {
+		/* Its log now ends (or first differs) below what it acknowledged: a member that
+		 * keeps its promises never says so (it holds every entry up to match, agreeing
+		 * with ours), so it lost durable entries: its data directory was wiped, or the
+		 * disk lied. Believe it and probe lower (or send a snapshot), instead of probing
+		 * at match + 1 forever. Commitment is unaffected: nothing committed is undone, and
+		 * a lower match only counts this member for less. */
+		p->match = next - 1;
+	}
 	p->next = next;
 	p->probe_sent = false;
 	return true;

@@ -44,7 +44,8 @@ void raft_progress_become_snapshot(struct raft_progress *p, raft_index snapshot_
 /* A successful append answer up to `index`: returns true if match moved forward. */
 bool raft_progress_update(struct raft_progress *p, raft_index index);
 /* A rejection of `rejected` with the leader's chosen next probe point `hint`:
- * returns false when the rejection is stale and must be ignored. */
+ * returns false when the rejection is stale and must be ignored. A rejection of the current
+ * probe below match (the follower lost entries it had acknowledged) lowers match. */
 bool raft_progress_decrease(struct raft_progress *p, raft_index rejected, raft_index hint);
 
 /* Flow control. */

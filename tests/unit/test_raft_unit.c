@@ -120,6 +120,18 @@ static void test_progress_flow_control(void)
 	CU_ASSERT_TRUE(raft_progress_decrease(&p, 9, 8));
 	CU_ASSERT_EQUAL(p.next, 9);
 
+	/* The follower lost what it acknowledged (its data was wiped: its log is 1..1 now).
+	 * The probe at match = 8 is refused with hint 1: match drops, the next probe is at 1
+	 * (it used to stay at match + 1 = 9 forever). */
+	raft_progress_become_probe(&p);
+	CU_ASSERT_EQUAL(p.next, 9);
+	raft_progress_sent(&p, 8, 0);
+	CU_ASSERT_TRUE(raft_progress_decrease(&p, 8, 1));
+	CU_ASSERT_EQUAL(p.match, 1);
+	CU_ASSERT_EQUAL(p.next, 2);
+	CU_ASSERT_TRUE(raft_progress_update(&p, 8)); /* and climbs back as it is refilled */
+	raft_progress_become_replicate(&p);
+
 	raft_progress_become_snapshot(&p, 50);
 	CU_ASSERT_TRUE(raft_progress_paused(&p));
 	raft_progress_become_probe(&p);
