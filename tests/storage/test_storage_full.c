@@ -150,14 +150,32 @@ static void check_refuses(struct storage *s, uint64_t next)
 	printf("  after the failure: %s\n", storage_errmsg(s));
 }
 
-/* The log itself fills the disk. */
-static void test_log_fills_disk(void)
+/* A store on a fresh small tmpfs; NULL when the test is skipped (not root). */
+static struct storage *open_on_tmpfs(void)
 {
 	if (!set_up())
-		return;
+		return NULL;
 	struct storage *s;
 	char err[512];
 	CU_ASSERT_FATAL(storage_open(fx.dir, NULL, &s, err, sizeof(err)) == 0);
+	return s;
+}
+
+/* After the first failed write: refused from then on, all acknowledged kept. */
+static void finish(struct storage *s, uint64_t acked)
+{
+	check_refuses(s, acked + 1);
+	storage_close(s);
+	check_acked_survive(acked);
+	cleanup();
+}
+
+/* The log itself fills the disk. */
+static void test_log_fills_disk(void)
+{
+	struct storage *s = open_on_tmpfs();
+	if (s == NULL)
+		return;
 	uint64_t acked = 0;
 	int rv = 0;
 	for (int k = 0; k < 100000 && rv == 0; k++) {
@@ -166,10 +184,7 @@ static void test_log_fills_disk(void)
 			acked += BATCH;
 	}
 	CU_ASSERT_EQUAL_FATAL(rv, STORAGE_EFULL);
-	check_refuses(s, acked + 1);
-	storage_close(s);
-	check_acked_survive(acked);
-	cleanup();
+	finish(s, acked);
 }
 
 /* A snapshot fails for lack of space while the log still has room in its pages: the log
@@ -177,11 +192,9 @@ static void test_log_fills_disk(void)
  * state where a later commit is not what it says). */
 static void test_snapshot_fills_disk(void)
 {
-	if (!set_up())
+	struct storage *s = open_on_tmpfs();
+	if (s == NULL)
 		return;
-	struct storage *s;
-	char err[512];
-	CU_ASSERT_FATAL(storage_open(fx.dir, NULL, &s, err, sizeof(err)) == 0);
 	uint64_t acked = 0;
 	while (free_bytes() > (2u << 20) && acked < 400000) {
 		CU_ASSERT_EQUAL_FATAL(write_batch(s, acked + 1, ENTRY_BYTES), 0);
@@ -199,10 +212,7 @@ static void test_snapshot_fills_disk(void)
 	if (rv == 0)
 		rv = storage_snapshot_commit(w);
 	CU_ASSERT_EQUAL_FATAL(rv, STORAGE_EFULL);
-	check_refuses(s, acked + 1);
-	storage_close(s);
-	check_acked_survive(acked);
-	cleanup();
+	finish(s, acked);
 }
 
 static CU_TestInfo full_tests[] = {
