@@ -569,18 +569,19 @@ static void maybe_snapshot(struct node *n)
 					  .conf_index = raft_conf_index(n->raft)};
 	int64_t t0 = tp_now_ms();
 	n->next_snap_at = applied + n->cfg.snapshot_entries;
-	uint64_t since = n->bytes_since_snap;
-	n->bytes_since_snap = 0;
 	if (writer_snapshot(n, &meta) != 0) {
 		LOG_E("snapshot at %" PRIu64 ": cannot start its writer process: %s", applied,
 		      strerror(errno));
 		return;
 	}
+	/* Counted again from here; a failed store gives these back (on_snapshot_stored). */
+	n->snap_bytes_taken = n->bytes_since_snap;
+	n->bytes_since_snap = 0;
 	n->snap_busy = true;
 	n->snap_started_ms = t0;
 	LOG_I("snapshot at %" PRIu64 " (%.1f MiB of commands since the last): forked its writer "
 	      "in %" PRId64 " ms, storing",
-	      applied, (double)since / MIB, tp_now_ms() - t0);
+	      applied, (double)n->snap_bytes_taken / MIB, tp_now_ms() - t0);
 }
 
 static void on_snapshot_stored(struct node *n, const struct mb_item *it)
@@ -589,7 +590,8 @@ static void on_snapshot_stored(struct node *n, const struct mb_item *it)
 	n->snap_busy = false;
 	if (it->snap_stored.rv != 0) {
 		LOG_E("storing the snapshot at %" PRIu64 " failed: %s", index, it->snap_stored.err);
-		n->next_snap_at = kv_store_applied_index(n->kv); /* try again soon */
+		/* The commands since the last stored snapshot still count towards the next. */
+		n->bytes_since_snap += n->snap_bytes_taken;
 		/* A failed file write leaves storage refusing every later commit: stop now, with
 		 * the cause, rather than on the writer's next batch (or never, when idle). */
 		int broken = storage_broken(n->storage);

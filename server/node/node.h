@@ -211,6 +211,7 @@ struct node {
 	uint64_t bytes_since_snap; /* command bytes applied since the last snapshot was taken */
 	bool snap_busy;
 	int64_t snap_started_ms;           /* when the snapshot being stored was forked */
+	uint64_t snap_bytes_taken;         /* bytes_since_snap when it was forked */
 	struct {                           /* a received snapshot while the core considers it */
 		struct kv_store *kv;       /* restored from `data`; NULL once installed */
 		const unsigned char *data; /* owned by the mailbox item */
