@@ -16,8 +16,11 @@
  *
  *   log.db    btree: 8-byte big-endian index -> term (8, BE) | type (1) | payload
  *   meta.db   btree: name -> value (hard state, node id, cluster id, membership, ...)
- *   snap.db   btree: snapshot id (8, BE) | chunk number (8, BE) -> up to ~1 MiB of data
  *   snapmeta.db btree: snapshot id (8, BE) -> the snapshot's metadata and completeness
+ *   snap.db   btree: snapshot id (8, BE) | chunk number (8, BE) -> up to 1 MiB of data; only
+ *             snapshots written by 0.6 and earlier (read, never written now)
+ *   snap-<id>.snap  a snapshot's data: chunks of up to 1 MiB, each with its CRC-32C, written
+ *             outside Berkeley DB (once, fsync'd) and published by its snapmeta record
  *
  * Durability: nothing is reported written before the transaction that holds it has
  * committed; with `sync` the commit flushes the BDB log to disk (fsync). A process holding

@@ -4,6 +4,8 @@
 /* db.h (read directly below to check what is on disk) needs the BSD types u_int/u_long. */
 #define _DEFAULT_SOURCE
 #include "server/storage/storage.h"
+#include "server/storage/storage_impl.h"
+#include "common/byteorder.h"
 #include "storage/storage_testlib.h"
 #include "cunit_main.h"
 
@@ -11,6 +13,7 @@
 #include <CUnit/CUnit.h>
 
 #include <db.h>
+#include <dirent.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -330,6 +333,24 @@ static int count_snapshot_ids(const char *file)
 }
 
 /* Flip one byte of `file` in the store's directory at offset size/2. */
+/* How many snapshot data files (snap-<id>.snap) the data directory holds; `name` gets the
+ * last one's name. */
+static int count_snapshot_files(char *name, size_t cap)
+{
+	DIR *d = opendir(fx.dir);
+	CU_ASSERT_FATAL(d != NULL);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, "snap-", 5) == 0) {
+			n++;
+			if (name != NULL)
+				snprintf(name, cap, "%s", e->d_name);
+		}
+	closedir(d);
+	return n;
+}
+
 static void flip_middle_byte(const char *file)
 {
 	char path[4200];
@@ -892,8 +913,8 @@ static void test_snapshot_newer_replaces_older(void)
 	CU_ASSERT_EQUAL(fx.snap.index, 20);
 	check_snapshot(20, 2, "bb", MIB + 3, 22);
 	close_store();
-	/* The older one is gone from disk, chunks and metadata. */
-	CU_ASSERT_EQUAL(count_snapshot_ids("snap.db"), 1);
+	/* The older one is gone from disk, data and metadata. */
+	CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 1);
 	CU_ASSERT_EQUAL(count_snapshot_ids("snapmeta.db"), 1);
 }
 
@@ -915,7 +936,7 @@ static void test_snapshot_abort(void)
 	reopen();
 	check_snapshot(10, 1, "a", MIB + MIB / 2, 31);
 	close_store();
-	CU_ASSERT_EQUAL(count_snapshot_ids("snap.db"), 1);
+	CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 1);
 	CU_ASSERT_EQUAL(count_snapshot_ids("snapmeta.db"), 1);
 	/* A later snapshot still works. */
 	open_store();
@@ -973,7 +994,7 @@ static void test_snapshot_uncommitted_at_exit(void)
 	check_entries(11, 15); /* load starts after the snapshot */
 	check_snapshot(10, 1, "a", MIB + 17, 41);
 	close_store();
-	CU_ASSERT_EQUAL(count_snapshot_ids("snap.db"), 1);
+	CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 1);
 	CU_ASSERT_EQUAL(count_snapshot_ids("snapmeta.db"), 1);
 	/* A new snapshot after the cleanup is complete and correct. */
 	open_store();
@@ -981,7 +1002,107 @@ static void test_snapshot_uncommitted_at_exit(void)
 	reopen();
 	check_snapshot(30, 3, "c", 2 * MIB + 1, 43);
 	close_store();
-	CU_ASSERT_EQUAL(count_snapshot_ids("snap.db"), 1);
+	CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 1);
+}
+
+/* Two writers at once (a snapshot received from the leader while the snapshotter stores one
+ * of its own): whichever commits last is the newest, whatever their ids, and the other is
+ * gone, data and metadata; one still being written is left alone by the other's commit. */
+static void fill_writer(struct storage_snapshot_writer *w, uint64_t size, uint64_t seed)
+{
+	unsigned char *buf = malloc(MIB);
+	CU_ASSERT_FATAL(buf != NULL);
+	for (uint64_t off = 0; off < size; off += MIB) {
+		size_t n = size - off < MIB ? (size_t)(size - off) : MIB;
+		tl_stream_fill(seed, off, buf, n);
+		OK(storage_snapshot_write(w, buf, n));
+	}
+	free(buf);
+}
+
+static void test_snapshot_two_writers_last_commit_wins(void)
+{
+	open_store();
+	for (int older_first = 0; older_first < 2; older_first++) {
+		struct storage_snapshot_writer *a = NULL, *b = NULL;
+		uint64_t base = 100 * (uint64_t)(older_first + 1);
+		OK(storage_snapshot_begin(fx.s, base, 1, "a", 1, &a));
+		OK(storage_snapshot_begin(fx.s, base + 50, 1, "b", 1, &b));
+		fill_writer(a, MIB + 3, base);
+		fill_writer(b, 2 * MIB + 5, base + 1);
+		/* First round: the writer begun first commits last; second: the other way. */
+		struct storage_snapshot_writer *first = older_first ? a : b;
+		struct storage_snapshot_writer *last = older_first ? b : a;
+		OK(storage_snapshot_commit(first));
+		CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 2); /* `last` still writing */
+		OK(storage_snapshot_commit(last));
+		if (older_first)
+			check_snapshot(base + 50, 1, "b", 2 * MIB + 5, base + 1);
+		else
+			check_snapshot(base, 1, "a", MIB + 3, base);
+		CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 1);
+	}
+	reopen();
+	check_snapshot(250, 1, "b", 2 * MIB + 5, 201);
+	close_store();
+	CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 1);
+	CU_ASSERT_EQUAL(count_snapshot_ids("snapmeta.db"), 1);
+}
+
+/* A snapshot as 0.6 stored it (format 1: its data in snap.db, one record per chunk) is
+ * still read after an upgrade, and the first new snapshot removes it, chunks included. */
+static void put_record(DB *db, DB_TXN *t, const unsigned char *k, u_int32_t klen, const void *v,
+		       u_int32_t vlen)
+{
+	DBT kd = {.data = (void *)k, .size = klen}, vd = {.data = (void *)v, .size = vlen};
+	CU_ASSERT_FATAL(db->put(db, t, &kd, &vd, 0) == 0);
+}
+
+static void test_snapshot_format1_read_then_replaced(void)
+{
+	open_store();
+	append(1, 40, 1);
+	const uint64_t size = 2 * STORAGE_SNAPSHOT_CHUNK + 321, id = 7;
+	unsigned char *buf = malloc(STORAGE_SNAPSHOT_CHUNK);
+	CU_ASSERT_FATAL(buf != NULL);
+	DB_TXN *t = NULL;
+	CU_ASSERT_FATAL(fx.s->env->txn_begin(fx.s->env, NULL, &t, 0) == 0);
+	uint64_t chunks = 0;
+	for (uint64_t off = 0; off < size; off += STORAGE_SNAPSHOT_CHUNK, chunks++) {
+		size_t n = size - off < STORAGE_SNAPSHOT_CHUNK ? (size_t)(size - off)
+							       : STORAGE_SNAPSHOT_CHUNK;
+		tl_stream_fill(51, off, buf, n);
+		unsigned char k[16];
+		put_be64(k, id);
+		put_be64(k + 8, chunks);
+		put_record(fx.s->snap, t, k, 16, buf, (u_int32_t)n);
+	}
+	/* format | complete | index | term | size | chunks | conf_len | conf */
+	unsigned char meta[38 + 2], k[8];
+	meta[0] = 1;
+	meta[1] = 1;
+	put_be64(meta + 2, 30);
+	put_be64(meta + 10, 1);
+	put_be64(meta + 18, size);
+	put_be64(meta + 26, chunks);
+	put_be32(meta + 34, 2);
+	memcpy(meta + 38, "c1", 2);
+	put_be64(k, id);
+	put_record(fx.s->snapmeta, t, k, 8, meta, sizeof(meta));
+	CU_ASSERT_FATAL(t->commit(t, DB_TXN_SYNC) == 0);
+	free(buf);
+
+	reopen();
+	OK(load());
+	CU_ASSERT_EQUAL(fx.snap.index, 30);
+	check_entries(31, 40);
+	check_snapshot(30, 1, "c1", size, 51);
+	OK(write_snapshot(35, 1, "c2", MIB + 1, 52));
+	check_snapshot(35, 1, "c2", MIB + 1, 52);
+	close_store();
+	CU_ASSERT_EQUAL(count_snapshot_ids("snap.db"), 0);
+	CU_ASSERT_EQUAL(count_snapshot_ids("snapmeta.db"), 1);
+	CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 1);
 }
 
 /* ---- the directory lock -------------------------------------------------------------------- */
@@ -1158,7 +1279,9 @@ static void test_corrupt_snapshot(void)
 	const uint64_t size = 3 * MIB + MIB / 2;
 	OK(write_snapshot(500, 2, "conf", size, 77));
 	close_store();
-	flip_middle_byte("snap.db");
+	char file[256];
+	CU_ASSERT_FATAL(count_snapshot_files(file, sizeof(file)) == 1);
+	flip_middle_byte(file);
 
 	open_store();
 	struct storage_snapshot_info info;
@@ -1181,7 +1304,7 @@ static void test_corrupt_snapshot(void)
 	const char *msg = storage_errmsg(fx.s);
 	fprintf(stderr, "\n  -> %d after %" PRIu64 " bytes: %s ", rc, off, msg);
 	CU_ASSERT(rc == STORAGE_ECORRUPT || rc == STORAGE_EIO);
-	CU_ASSERT(strstr(msg, "snap.db") != NULL);
+	CU_ASSERT(strstr(msg, file) != NULL && strstr(msg, "checksum") != NULL);
 	CU_ASSERT(same); /* nothing wrong was handed out before the failure */
 	CU_ASSERT(off < size);
 	storage_snapshot_info_free(&info);
@@ -1230,6 +1353,9 @@ static CU_TestInfo snapshot_tests[] = {
 	{"a newer snapshot replaces the older", test_snapshot_newer_replaces_older},
 	{"abort keeps the previous snapshot", test_snapshot_abort},
 	{"writer exits before commit: removed at open", test_snapshot_uncommitted_at_exit},
+	{"two writers at once: the last commit wins", test_snapshot_two_writers_last_commit_wins},
+	{"a snapshot of format 1 (snap.db) is read, then replaced",
+	 test_snapshot_format1_read_then_replaced},
 	CU_TEST_INFO_NULL,
 };
 
@@ -1242,7 +1368,7 @@ static CU_TestInfo process_tests[] = {
 
 static CU_TestInfo corruption_tests[] = {
 	{"flipped byte in log.db: load fails naming it", test_corrupt_log},
-	{"flipped byte in snap.db: read fails naming it", test_corrupt_snapshot},
+	{"flipped byte in a snapshot file: read fails naming it", test_corrupt_snapshot},
 	CU_TEST_INFO_NULL,
 };
 

@@ -1,5 +1,6 @@
-/* Unit tests of common/: the seeded PRNG, the big-endian helpers and logging. */
+/* Unit tests of common/: the seeded PRNG, the big-endian helpers, CRC-32C and logging. */
 #include "common/byteorder.h"
+#include "common/crc32c.h"
 #include "common/log.h"
 #include "common/prng.h"
 #include "cunit_main.h"
@@ -240,6 +241,53 @@ static void test_be32_round_trip(void)
 }
 
 /* ---------------------------------------------------------------------------------------
+ * crc32c
+ * ------------------------------------------------------------------------------------- */
+
+/* The published check values (RFC 3720 appendix B.4 and the CRC catalogue). */
+static void test_crc32c_known_values(void)
+{
+	CU_ASSERT_EQUAL(crc32c(0, "123456789", 9), 0xE3069283u);
+	unsigned char b[32];
+	memset(b, 0, sizeof(b));
+	CU_ASSERT_EQUAL(crc32c(0, b, sizeof(b)), 0x8A9136AAu);
+	memset(b, 0xff, sizeof(b));
+	CU_ASSERT_EQUAL(crc32c(0, b, sizeof(b)), 0x62A8AB43u);
+	for (int i = 0; i < 32; i++)
+		b[i] = (unsigned char)i;
+	CU_ASSERT_EQUAL(crc32c(0, b, sizeof(b)), 0x46DD794Eu);
+	CU_ASSERT_EQUAL(crc32c(0, b, 0), 0u);
+}
+
+/* Bit by bit, the definition: the fast path must agree with it at every length and
+ * alignment, and a CRC continued over pieces must equal the CRC of the whole. */
+static uint32_t crc32c_bitwise(const unsigned char *p, size_t n)
+{
+	uint32_t c = 0xffffffffu;
+	while (n-- > 0) {
+		c ^= *p++;
+		for (int k = 0; k < 8; k++)
+			c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+	}
+	return ~c;
+}
+
+static void test_crc32c_pieces_and_alignment(void)
+{
+	unsigned char buf[300];
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (unsigned char)prng_below(&fx.p, 256);
+	for (size_t off = 0; off < 9; off++)
+		for (size_t len = 0; off + len <= sizeof(buf); len += 7) {
+			uint32_t want = crc32c_bitwise(buf + off, len);
+			CU_ASSERT_EQUAL_FATAL(crc32c(0, buf + off, len), want);
+			size_t cut = (size_t)prng_below(&fx.p, len + 1);
+			uint32_t c = crc32c(crc32c(0, buf + off, cut), buf + off + cut, len - cut);
+			CU_ASSERT_EQUAL_FATAL(c, want);
+		}
+}
+
+/* ---------------------------------------------------------------------------------------
  * Runner
  * ------------------------------------------------------------------------------------- */
 
@@ -260,6 +308,12 @@ static CU_TestInfo byteorder_tests[] = {
 	{"be64 round trip", test_be64_round_trip},
 	{"be32 byte layout", test_be32_layout},
 	{"be32 round trip", test_be32_round_trip},
+	CU_TEST_INFO_NULL,
+};
+
+static CU_TestInfo crc32c_tests[] = {
+	{"known check values", test_crc32c_known_values},
+	{"every length and alignment, in pieces", test_crc32c_pieces_and_alignment},
 	CU_TEST_INFO_NULL,
 };
 
@@ -328,6 +382,7 @@ int main(void)
 	CU_SuiteInfo suites[] = {
 		{"prng", NULL, NULL, setup, teardown, prng_tests},
 		{"byteorder", NULL, NULL, setup, teardown, byteorder_tests},
+		{"crc32c", NULL, NULL, setup, teardown, crc32c_tests},
 		{"log", NULL, NULL, NULL, NULL, log_tests},
 		CU_SUITE_INFO_NULL,
 	};
