@@ -44,7 +44,8 @@ void mb_item_free(struct mb_item *it)
 		break;
 	case MB_SNAP_RECEIVED:
 		raft_message_release(&it->snap_in.msg);
-		free(it->snap_in.data);
+		kv_store_free(it->snap_in.kv);
+		storage_snapshot_abort(it->snap_in.sw);
 		break;
 	default:
 		break;
@@ -257,13 +258,14 @@ static void apply_entry(struct node *n, const struct raft_entry *e)
 	free(result);
 }
 
-/* Install a snapshot the core accepted: make it durable, then swap the state machine. The
- * data and the store restored from it are in n->incoming (see on_snapshot_received). */
+/* Install a snapshot the core accepted: publish it in storage, then swap the state machine.
+ * Its data is already on disk and the store restored from it (n->incoming, prepared off
+ * the loop: see on_snapshot_received), so this costs a few synced transactions. */
 static void install_snapshot(struct node *n, const struct raft_snapshot_meta *m,
 			     const struct raft_update *u)
 {
-	if (n->incoming.kv == NULL)
-		FATAL("snapshot %" PRIu64 " installed without data", m->index);
+	if (n->incoming.kv == NULL || kv_store_applied_index(n->incoming.kv) != m->index)
+		FATAL("snapshot %" PRIu64 " installed without its data", m->index);
 	/* Everything handed to the writer earlier is durable first, then entries after the
 	 * snapshot go, then the snapshot becomes the newest: a crash at any point leaves either
 	 * the old state or the snapshot plus entries it covers (skipped at load). */
@@ -274,25 +276,13 @@ static void install_snapshot(struct node *n, const struct raft_snapshot_meta *m,
 	struct storage_hard_state hs = {u->hs.term, u->hs.vote, 0};
 	struct storage_batch tb = {
 		.truncate_from = m->index + 1, .hs = u->hs_changed ? &hs : NULL, .sync = true};
-	size_t conf_len;
-	void *conf = node_snapshot_conf_encode(m, &conf_len);
-	struct storage_snapshot_writer *sw;
 	int rv = storage_write(n->storage, &tb);
+	FAILPOINT("node.install.mid-write");
 	if (rv == 0)
-		rv = storage_snapshot_begin(n->storage, m->index, m->term, conf, conf_len, &sw);
-	for (size_t off = 0; rv == 0 && off < n->incoming.len; off += STORAGE_SNAPSHOT_CHUNK) {
-		size_t len = n->incoming.len - off;
-		if (len > STORAGE_SNAPSHOT_CHUNK)
-			len = STORAGE_SNAPSHOT_CHUNK;
-		rv = storage_snapshot_write(sw, n->incoming.data + off, len);
-		if (rv != 0)
-			storage_snapshot_abort(sw);
-		else if (off == 0)
-			FAILPOINT("node.install.mid-write");
-	}
-	if (rv == 0)
-		rv = storage_snapshot_commit(sw);
-	free(conf);
+		rv = storage_snapshot_commit(n->incoming.sw);
+	else
+		storage_snapshot_abort(n->incoming.sw);
+	n->incoming.sw = NULL;
 	if (rv != 0)
 		node_storage_fatal(n, rv, "storing the snapshot received");
 	/* The snapshot is durable; the log entries it covers are still in storage until the
@@ -305,8 +295,8 @@ static void install_snapshot(struct node *n, const struct raft_snapshot_meta *m,
 	n->last_snap_bytes = n->incoming.len;
 	n->next_snap_at = m->index + n->cfg.snapshot_entries;
 	writes_fail(n, m->index, OUTCOME_UNKNOWN);
-	LOG_I("installed snapshot at index %" PRIu64 " term %" PRIu64 " (%zu bytes)", m->index,
-	      m->term, n->incoming.len);
+	LOG_I("installed snapshot at index %" PRIu64 " term %" PRIu64 " (%.1f MiB)", m->index,
+	      m->term, (double)n->incoming.len / MIB);
 }
 
 static void handle_update(struct node *n, const struct raft_update *u)
@@ -519,21 +509,6 @@ static void start_reads(struct node *n, struct batch *b)
 
 /* ---- snapshots ---------------------------------------------------------------------- */
 
-struct memreader {
-	const unsigned char *p;
-	size_t len, off;
-};
-
-static int memreader_read(void *arg, void *buf, size_t cap, size_t *n)
-{
-	struct memreader *r = arg;
-	size_t k = r->len - r->off < cap ? r->len - r->off : cap;
-	memcpy(buf, r->p + r->off, k);
-	r->off += k;
-	*n = k;
-	return 0;
-}
-
 /* A snapshot is due after --snapshot-entries entries or --snapshot-bytes of commands, and
  * worth it only once the commands since the last one reach --snapshot-log-percent of its
  * size: rewriting the whole state then costs at most 100/percent bytes per byte of commands
@@ -541,7 +516,6 @@ static int memreader_read(void *arg, void *buf, size_t cap, size_t *n)
  * loop pauses only for the fork); the snapshotter stores it. The core hears SNAPSHOT_TAKEN
  * only once it is stored, so the snapshot the core offers followers is always one storage
  * holds, and a failed store costs the core nothing. */
-#define MIB (1024.0 * 1024.0)
 
 static void check_space(struct node *n);
 
@@ -613,37 +587,36 @@ static void on_snapshot_stored(struct node *n, const struct mb_item *it)
 	      (double)it->snap_stored.bytes / MIB, tp_now_ms() - n->snap_started_ms);
 }
 
+/* A received snapshot, already on disk and restored into a store of its own by the restore
+ * thread (peers.c): the core decides, and install_snapshot takes both if it accepts. */
 static void on_snapshot_received(struct node *n, struct mb_item *it)
 {
 	struct raft_snapshot_meta *m = &it->snap_in.msg.snapshot;
+	if (it->snap_in.kv == NULL) {
+		LOG_W("refusing snapshot %" PRIu64 " from %" PRIx64 ": %s", m->index,
+		      it->snap_in.msg.from, it->snap_in.err);
+		tp_call_reply(it->call, it->snap_in.status, it->snap_in.err, NULL, 0, NULL, 0);
+		return;
+	}
 	if (atomic_load(&n->alarms) & ALARM_NOSPACE) {
 		tp_call_reply(it->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
 			      "this member is short of disk space (NOSPACE alarm)", NULL, 0, NULL,
 			      0);
 		return;
 	}
-	struct kv_store *kv = kv_store_new(&n->kv_opts);
-	if (kv == NULL)
-		FATAL("out of memory");
-	struct memreader r = {it->snap_in.data, it->snap_in.len, 0};
-	int rv = kv_snapshot_restore(kv, memreader_read, &r);
-	if (rv != 0 || kv_store_applied_index(kv) != m->index) {
-		LOG_W("refusing snapshot %" PRIu64 " from %" PRIx64 ": %s", m->index,
-		      it->snap_in.msg.from, rv != 0 ? kv_strerror(rv) : "index mismatch");
-		tp_call_reply(it->call, GRPC_STATUS_INVALID_ARGUMENT, "invalid snapshot data", NULL,
-			      0, NULL, 0);
-		kv_store_free(kv);
-		return;
-	}
-	n->incoming.kv = kv;
-	n->incoming.data = it->snap_in.data;
+	/* Moved out of the item: mb_item_free releases whatever is left. */
+	n->incoming.kv = it->snap_in.kv;
+	n->incoming.sw = it->snap_in.sw;
 	n->incoming.len = it->snap_in.len;
+	it->snap_in.kv = NULL;
+	it->snap_in.sw = NULL;
 	struct raft_event ev = {.type = RAFT_EVENT_RECEIVE, .message = &it->snap_in.msg};
-	rv = step(n, &ev);
+	int rv = step(n, &ev);
 	bool used = n->incoming.kv == NULL;
 	kv_store_free(n->incoming.kv);
 	n->incoming.kv = NULL;
-	n->incoming.data = NULL;
+	storage_snapshot_abort(n->incoming.sw);
+	n->incoming.sw = NULL;
 	tp_call_reply(it->call, rv == 0 ? GRPC_STATUS_OK : GRPC_STATUS_INVALID_ARGUMENT,
 		      rv == 0 ? NULL : raft_strerror(rv), NULL, 0, NULL, 0);
 	if (!used)
@@ -1149,6 +1122,10 @@ int node_wait(struct node *n)
 	tp_server_free(n->server);
 	peers_free_all(n);
 	tp_loop_free(n->loop);
+	/* No gRPC callback runs any more: no new restore thread. Stop the one running. */
+	atomic_store(&n->restore_cancel, true);
+	if (n->restore_started)
+		pthread_join(n->restore_thread, NULL);
 	struct mb_item *it = mailbox_take(&n->mb);
 	while (it != NULL) {
 		struct mb_item *next = it->next;

@@ -52,6 +52,8 @@ static inline void request_free(struct api_request *r)
 	}
 }
 
+#define MIB (1024.0 * 1024.0) /* for log lines */
+
 /* ---- mailbox: everything that reaches the raft loop -------------------------------- */
 
 enum mb_kind {
@@ -87,8 +89,11 @@ struct mb_item {
 		uint64_t write_id;
 		struct {
 			struct raft_message msg;
-			unsigned char *data; /* malloc'd snapshot bytes */
-			size_t len;
+			struct storage_snapshot_writer *sw; /* its data, finished, unpublished */
+			uint64_t len;
+			struct kv_store *kv; /* restored from it; NULL if that failed */
+			int status;          /* then: the gRPC status for the sender */
+			char err[240];       /* and why */
 		} snap_in;
 		struct {
 			raft_id peer;
@@ -210,13 +215,19 @@ struct node {
 	raft_index next_snap_at;         /* applied index at which to take the next snapshot */
 	uint64_t bytes_since_snap; /* command bytes applied since the last snapshot was taken */
 	bool snap_busy;
-	int64_t snap_started_ms;           /* when the snapshot being stored was forked */
-	uint64_t snap_bytes_taken;         /* bytes_since_snap when it was forked */
-	struct {                           /* a received snapshot while the core considers it */
-		struct kv_store *kv;       /* restored from `data`; NULL once installed */
-		const unsigned char *data; /* owned by the mailbox item */
-		size_t len;
+	int64_t snap_started_ms;     /* when the snapshot being stored was forked */
+	uint64_t snap_bytes_taken;   /* bytes_since_snap when it was forked */
+	struct {                     /* a received snapshot while the core considers it */
+		struct kv_store *kv; /* restored from it; NULL once installed */
+		struct storage_snapshot_writer *sw; /* its data; NULL once installed */
+		uint64_t len;
 	} incoming;
+	/* The thread that makes a received snapshot durable and restores a store from it (one
+	 * at a time: it holds the receiving slot, see peers.c). Started on the gRPC loop,
+	 * joined there before the next one and at teardown. */
+	pthread_t restore_thread;
+	bool restore_started;
+	atomic_bool restore_cancel; /* teardown: stop reading */
 	bool stopping;
 	int64_t stop_deadline;
 	int64_t linger_until;

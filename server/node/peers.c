@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "server/node/node.h"
 #include "server/node/peer_codec.h"
@@ -432,8 +433,8 @@ struct in_stream {
 	/* InstallSnapshot */
 	struct raft_message msg;
 	bool have_msg;
-	unsigned char *data;
-	size_t len, cap;
+	struct storage_snapshot_writer *sw; /* the data so far, in storage */
+	uint64_t len;
 };
 
 static struct in_stream *in_stream_get(struct node *n, struct tp_call *call, bool *fresh)
@@ -452,7 +453,13 @@ static struct in_stream *in_stream_get(struct node *n, struct tp_call *call, boo
 	return s;
 }
 
-/* One snapshot is received at a time (each is held in memory until installed). */
+/*
+ * One snapshot is received at a time. Its chunks go into a storage snapshot as they arrive
+ * (never held whole in memory); once the last is in, a restore thread makes the data durable
+ * and restores a store from it, off both loops, then hands both to the raft loop
+ * (MB_SNAP_RECEIVED), which installs them if the core accepts. The receiving slot is held
+ * from the first chunk until that thread ends (or the stream fails before it starts).
+ */
 static atomic_bool receiving_snapshot;
 
 static void in_stream_free(struct tp_call *call, struct in_stream *s)
@@ -460,7 +467,7 @@ static void in_stream_free(struct tp_call *call, struct in_stream *s)
 	if (s->holds_slot)
 		atomic_store(&receiving_snapshot, false);
 	raft_message_release(&s->msg);
-	free(s->data);
+	storage_snapshot_abort(s->sw);
 	free(s);
 	tp_call_set_user(call, NULL);
 }
@@ -538,6 +545,101 @@ static void install_fail(struct tp_call *call, struct in_stream *s, int status, 
 	LOG_W("snapshot from %" PRIx64 " refused: %s", s->from, why);
 	tp_call_reply(call, status, why, NULL, 0, NULL, 0);
 	s->answered = true;
+	storage_snapshot_abort(s->sw);
+	s->sw = NULL;
+}
+
+/* A storage failure while receiving: the sender tries again later. */
+static void install_storage_fail(struct node *n, struct tp_call *call, struct in_stream *s, int rv)
+{
+	char why[300];
+	snprintf(why, sizeof(why), "storing the snapshot failed: %s", storage_errmsg(n->storage));
+	install_fail(call, s,
+		     rv == STORAGE_EFULL ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_UNAVAILABLE,
+		     why);
+}
+
+struct restore_reader {
+	struct node *n;
+	struct storage_snapshot_reader *r;
+};
+
+static int restore_read(void *arg, void *buf, size_t cap, size_t *got)
+{
+	struct restore_reader *rr = arg;
+	if (atomic_load(&rr->n->restore_cancel))
+		return -1; /* the node stops */
+	return storage_snapshot_read(rr->r, buf, cap, got);
+}
+
+/* The restore thread: durable data, a store restored and checked from it, then the raft
+ * loop decides. It owns the mailbox item (and the receiving slot) until it posts it. */
+static void *restore_main(void *arg)
+{
+	struct mb_item *it = arg;
+	struct node *n = service_node;
+	int64_t t0 = tp_now_ms();
+	const struct raft_snapshot_meta *m = &it->snap_in.msg.snapshot;
+	struct restore_reader rr = {n, NULL};
+	it->snap_in.status = GRPC_STATUS_UNAVAILABLE;
+	int rv = storage_snapshot_finish(it->snap_in.sw);
+	if (rv == 0)
+		rv = storage_snapshot_reread(it->snap_in.sw, &rr.r);
+	if (rv != 0) {
+		snprintf(it->snap_in.err, sizeof(it->snap_in.err), "storing it failed: %s",
+			 storage_errmsg(n->storage));
+		if (rv == STORAGE_EFULL)
+			it->snap_in.status = GRPC_STATUS_RESOURCE_EXHAUSTED;
+	} else {
+		struct kv_store *kv = kv_store_new(&n->kv_opts);
+		if (kv == NULL)
+			FATAL("out of memory");
+		rv = kv_snapshot_restore(kv, restore_read, &rr);
+		if (rv != 0 || kv_store_applied_index(kv) != m->index) {
+			snprintf(it->snap_in.err, sizeof(it->snap_in.err),
+				 "invalid snapshot data: %s",
+				 rv != 0 ? kv_strerror(rv)
+					 : "its applied index is not the snapshot's");
+			it->snap_in.status = GRPC_STATUS_INVALID_ARGUMENT;
+			kv_store_free(kv);
+		} else {
+			it->snap_in.kv = kv;
+			LOG_I("snapshot %" PRIu64 " from %" PRIx64
+			      " received: %.1f MiB, on disk and "
+			      "restored in %" PRId64 " ms",
+			      m->index, it->snap_in.msg.from, (double)it->snap_in.len / MIB,
+			      tp_now_ms() - t0);
+		}
+		storage_snapshot_close(rr.r);
+	}
+	FAILPOINT("node.install.received");
+	mailbox_post(&n->mb, it);
+	atomic_store(&receiving_snapshot, false);
+	return NULL;
+}
+
+/* The last chunk is in: hand the snapshot to a restore thread. */
+static void start_restore(struct node *n, struct tp_call *call, struct in_stream *s)
+{
+	if (n->restore_started) /* the previous one has ended: it released the slot we hold */
+		pthread_join(n->restore_thread, NULL);
+	n->restore_started = false;
+	struct mb_item *it = mb_item_new(MB_SNAP_RECEIVED);
+	it->call = call;
+	it->snap_in.msg = s->msg;
+	it->snap_in.sw = s->sw;
+	it->snap_in.len = s->len;
+	memset(&s->msg, 0, sizeof(s->msg));
+	s->sw = NULL;
+	s->answered = true;
+	if (pthread_create(&n->restore_thread, NULL, restore_main, it) != 0) {
+		it->snap_in.status = GRPC_STATUS_UNAVAILABLE;
+		snprintf(it->snap_in.err, sizeof(it->snap_in.err), "cannot start a thread");
+		mailbox_post(&n->mb, it);
+		return; /* the stream keeps the slot until it ends */
+	}
+	n->restore_started = true;
+	s->holds_slot = false; /* the thread releases it */
 }
 
 void peers_on_install(void *arg, struct tp_call *call, const void *req, size_t len)
@@ -583,6 +685,22 @@ void peers_on_install(void *arg, struct tp_call *call, const void *req, size_t l
 		s->msg = c.message;
 		memset(&c.message, 0, sizeof(c.message));
 		s->have_msg = true;
+		if (atomic_load(&n->alarms) & ALARM_NOSPACE) {
+			install_fail(call, s, GRPC_STATUS_RESOURCE_EXHAUSTED,
+				     "this member is short of disk space (NOSPACE alarm)");
+			peer_chunk_free(&c);
+			return;
+		}
+		size_t conf_len;
+		void *conf = node_snapshot_conf_encode(&s->msg.snapshot, &conf_len);
+		int rv = storage_snapshot_begin(n->storage, s->msg.snapshot.index,
+						s->msg.snapshot.term, conf, conf_len, &s->sw);
+		free(conf);
+		if (rv != 0) {
+			install_storage_fail(n, call, s, rv);
+			peer_chunk_free(&c);
+			return;
+		}
 	}
 	if (!s->have_msg || c.offset != s->len || s->len + c.len > SNAP_MAX_BYTES) {
 		install_fail(call, s, GRPC_STATUS_INVALID_ARGUMENT,
@@ -591,40 +709,20 @@ void peers_on_install(void *arg, struct tp_call *call, const void *req, size_t l
 		peer_chunk_free(&c);
 		return;
 	}
-	if (s->len + c.len > s->cap) {
-		size_t cap = s->cap ? s->cap : (1u << 20);
-		while (cap < s->len + c.len)
-			cap *= 2;
-		unsigned char *p = realloc(s->data, cap);
-		if (p == NULL) {
-			install_fail(call, s, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-			peer_chunk_free(&c);
-			return;
-		}
-		s->data = p;
-		s->cap = cap;
-	}
-	if (c.len > 0)
-		memcpy(s->data + s->len, c.data, c.len);
+	int rv = c.len > 0 ? storage_snapshot_write(s->sw, c.data, c.len) : 0;
 	s->len += c.len;
 	bool last = c.last;
 	uint64_t size = c.size;
 	peer_chunk_free(&c);
+	if (rv != 0) {
+		install_storage_fail(n, call, s, rv);
+		return;
+	}
 	if (!last)
 		return;
 	if (size != s->len) {
 		install_fail(call, s, GRPC_STATUS_INVALID_ARGUMENT, "snapshot size mismatch");
 		return;
 	}
-	/* Complete: the raft loop validates, installs and answers. */
-	struct mb_item *it = mb_item_new(MB_SNAP_RECEIVED);
-	it->call = call;
-	it->snap_in.msg = s->msg;
-	it->snap_in.data = s->data;
-	it->snap_in.len = s->len;
-	memset(&s->msg, 0, sizeof(s->msg));
-	s->data = NULL;
-	s->len = s->cap = 0;
-	s->answered = true;
-	mailbox_post(&n->mb, it);
+	start_restore(n, call, s);
 }

@@ -50,6 +50,7 @@ struct storage_snapshot_writer {
 	int fd;             /* the data file */
 	unsigned char *buf; /* CHUNK_HEADER + the chunk being filled */
 	size_t used;        /* data bytes in buf */
+	bool finished;      /* storage_snapshot_finish done: the data is on disk */
 };
 
 struct storage_snapshot_reader {
@@ -511,12 +512,21 @@ static int sync_file(struct storage_snapshot_writer *w)
 	return rc == 0 ? 0 : file_fail(w->s, w->info.id, "fsync its directory", err);
 }
 
-int storage_snapshot_commit(struct storage_snapshot_writer *w)
+int storage_snapshot_finish(struct storage_snapshot_writer *w)
 {
-	struct storage *s = w->s;
+	if (w->finished)
+		return 0;
 	int rv = flush_chunk(w);
 	if (rv == 0)
 		rv = sync_file(w);
+	w->finished = rv == 0;
+	return rv;
+}
+
+int storage_snapshot_commit(struct storage_snapshot_writer *w)
+{
+	struct storage *s = w->s;
+	int rv = storage_snapshot_finish(w);
 	struct commit_job j = {.w = w};
 	if (rv == 0)
 		rv = run_txn(s, commit_body, &j, true, "storage.snapshot-commit.before-sync",
@@ -585,34 +595,55 @@ static int open_newest(struct storage *s, struct meta *m, int *fd)
 	}
 }
 
+/* A reader of snapshot m (its file open as fd, or -1 for format 1); closes fd on failure. */
+static int new_reader(struct storage *s, const struct meta *m, int fd,
+		      struct storage_snapshot_reader **out)
+{
+	struct storage_snapshot_reader *r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return storage_failf(s, STORAGE_EIO, "storage: out of memory");
+	}
+	r->s = s;
+	r->id = m->info.id;
+	r->format = m->format;
+	r->fd = fd;
+	r->size = m->info.size;
+	r->chunks = m->chunks;
+	r->chunk.flags = DB_DBT_REALLOC;
+	*out = r;
+	return 0;
+}
+
 int storage_snapshot_open(struct storage *s, struct storage_snapshot_info *info,
 			  struct storage_snapshot_reader **out)
 {
 	struct meta m;
 	int fd;
 	int rv = open_newest(s, &m, &fd);
-	if (rv != 0)
-		return rv;
-	struct storage_snapshot_reader *r = calloc(1, sizeof(*r));
-	if (r == NULL) {
-		if (fd >= 0)
-			close(fd);
-		storage_snapshot_info_free(&m.info);
-		return storage_failf(s, STORAGE_EIO, "storage: out of memory");
-	}
-	r->s = s;
-	r->id = m.info.id;
-	r->format = m.format;
-	r->fd = fd;
-	r->size = m.info.size;
-	r->chunks = m.chunks;
-	r->chunk.flags = DB_DBT_REALLOC;
-	if (info != NULL)
+	if (rv == 0)
+		rv = new_reader(s, &m, fd, out);
+	if (rv == 0 && info != NULL)
 		*info = m.info;
 	else
 		storage_snapshot_info_free(&m.info);
-	*out = r;
-	return 0;
+	return rv;
+}
+
+int storage_snapshot_reread(struct storage_snapshot_writer *w, struct storage_snapshot_reader **out)
+{
+	if (!w->finished)
+		return storage_failf(w->s, STORAGE_EINVAL,
+				     "storage: snapshot %llu is read back before it is finished",
+				     (unsigned long long)w->info.id);
+	char path[4200];
+	file_path(w->s, w->info.id, path, sizeof(path));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return file_fail(w->s, w->info.id, "open", errno);
+	struct meta m = {.info = w->info, .chunks = w->chunks, .format = FORMAT_FILE};
+	return new_reader(w->s, &m, fd, out);
 }
 
 static int read_full(int fd, unsigned char *p, size_t len, size_t *got)

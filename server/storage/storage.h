@@ -151,8 +151,17 @@ struct storage_snapshot_reader;
 int storage_snapshot_begin(struct storage *s, uint64_t index, uint64_t term, const void *conf,
 			   size_t conf_len, struct storage_snapshot_writer **out);
 int storage_snapshot_write(struct storage_snapshot_writer *w, const void *data, size_t len);
-/* Flush the last chunk, mark the snapshot complete (synced), make it the newest, and delete
- * older snapshots. The writer is freed whatever the result. */
+/* Flush the last chunk and make the data durable (fsync), without publishing it. Optional:
+ * commit does it when it was not done; done first, the commit is one small synced
+ * transaction (a received snapshot is finished off the raft loop, committed on it). */
+int storage_snapshot_finish(struct storage_snapshot_writer *w);
+/* A reader of what a finished writer holds (to check a received snapshot before publishing
+ * it). The writer stays valid; close the reader first if the writer is then aborted. */
+int storage_snapshot_reread(struct storage_snapshot_writer *w,
+			    struct storage_snapshot_reader **out);
+/* Finish if needed, mark the snapshot complete (synced), make it the newest, and delete the
+ * other complete snapshots. The writer is freed whatever the result (on failure the
+ * snapshot is removed). */
 int storage_snapshot_commit(struct storage_snapshot_writer *w);
 /* Discard a snapshot being written. NULL-safe. */
 void storage_snapshot_abort(struct storage_snapshot_writer *w);

@@ -1049,6 +1049,56 @@ static void test_snapshot_two_writers_last_commit_wins(void)
 	CU_ASSERT_EQUAL(count_snapshot_ids("snapmeta.db"), 1);
 }
 
+/* All of a finished writer's data, read back before it is published. */
+static void check_reread(struct storage_snapshot_writer *w, uint64_t size, uint64_t seed)
+{
+	struct storage_snapshot_reader *r = NULL;
+	OK(storage_snapshot_reread(w, &r));
+	unsigned char *buf = malloc(MIB), *want = malloc(MIB);
+	CU_ASSERT_FATAL(buf != NULL && want != NULL);
+	uint64_t off = 0;
+	size_t n = 0;
+	while (storage_snapshot_read(r, buf, 300001, &n) == 0 && n > 0) {
+		tl_stream_fill(seed, off, want, n);
+		CU_ASSERT_EQUAL_FATAL(memcmp(buf, want, n), 0);
+		off += n;
+	}
+	CU_ASSERT_EQUAL(off, size);
+	storage_snapshot_close(r);
+	free(buf);
+	free(want);
+}
+
+/* A received snapshot is finished and checked (read back) before raft decides to install
+ * it: it is not the newest until committed, and an abort leaves the old one in place. */
+static void test_snapshot_finish_reread_then_commit_or_abort(void)
+{
+	open_store();
+	OK(write_snapshot(10, 1, "a", MIB / 2, 61));
+	for (int commit = 0; commit < 2; commit++) {
+		struct storage_snapshot_writer *w = NULL;
+		OK(storage_snapshot_begin(fx.s, 20 + (uint64_t)commit, 2, "b", 1, &w));
+		fill_writer(w, 2 * MIB + 9, 62);
+		CU_ASSERT_EQUAL(storage_snapshot_reread(w, &(struct storage_snapshot_reader *){0}),
+				STORAGE_EINVAL); /* not finished yet */
+		OK(storage_snapshot_finish(w));
+		check_reread(w, 2 * MIB + 9, 62);
+		check_snapshot(10, 1, "a", MIB / 2, 61); /* not published */
+		if (commit) {
+			OK(storage_snapshot_commit(w));
+			check_snapshot(21, 2, "b", 2 * MIB + 9, 62);
+		} else {
+			storage_snapshot_abort(w);
+			check_snapshot(10, 1, "a", MIB / 2, 61);
+			CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 1);
+		}
+	}
+	reopen();
+	check_snapshot(21, 2, "b", 2 * MIB + 9, 62);
+	close_store();
+	CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 1);
+}
+
 /* A snapshot as 0.6 stored it (format 1: its data in snap.db, one record per chunk) is
  * still read after an upgrade, and the first new snapshot removes it, chunks included. */
 static void put_record(DB *db, DB_TXN *t, const unsigned char *k, u_int32_t klen, const void *v,
@@ -1354,6 +1404,8 @@ static CU_TestInfo snapshot_tests[] = {
 	{"abort keeps the previous snapshot", test_snapshot_abort},
 	{"writer exits before commit: removed at open", test_snapshot_uncommitted_at_exit},
 	{"two writers at once: the last commit wins", test_snapshot_two_writers_last_commit_wins},
+	{"finished, read back, then committed or aborted",
+	 test_snapshot_finish_reread_then_commit_or_abort},
 	{"a snapshot of format 1 (snap.db) is read, then replaced",
 	 test_snapshot_format1_read_then_replaced},
 	CU_TEST_INFO_NULL,
