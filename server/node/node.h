@@ -281,7 +281,8 @@ void writer_add(struct node *n, const struct raft_update *u);
 void writer_compact(struct node *n, raft_index upto);
 /* Checkpoint soon and remove the Berkeley DB log files no longer needed (frees disk). */
 void writer_checkpoint(struct node *n);
-/* Wait until everything handed over is durable and no snapshot is being stored. */
+/* Wait until everything handed over is durable and no snapshot is being stored; a log
+ * compaction still going is dropped (an install clears the whole log next). */
 void writer_barrier(struct node *n);
 /* Take a snapshot of the store as it is now, without pausing the raft loop: a forked child
  * (copy-on-write: it sees the store frozen at this instant) streams the serialization through

@@ -542,16 +542,16 @@ int storage_write(struct storage *s, const struct storage_batch *b)
 	return 0;
 }
 
-/* Delete up to COMPACT_BATCH entries from first_index on, at most up to `upto`, in one
+/* Delete up to `max` entries from first_index on, at most up to `upto`, in one
  * transaction; *next is the first index not deleted. */
-static int compact_txn(struct storage *s, uint64_t upto, uint64_t *next)
+static int compact_txn(struct storage *s, uint64_t upto, uint64_t max, uint64_t *next)
 {
 	DB_TXN *txn;
 	int rv = storage_txn_begin(s, &txn);
 	if (rv != 0)
 		return rv;
 	uint64_t i = s->first_index, n = 0;
-	for (; i <= upto && i <= s->last_index && n < COMPACT_BATCH; i++, n++) {
+	for (; i <= upto && i <= s->last_index && n < max; i++, n++) {
 		unsigned char kb[8];
 		put_be64(kb, i);
 		DBT k = {.data = kb, .size = 8};
@@ -567,22 +567,35 @@ static int compact_txn(struct storage *s, uint64_t upto, uint64_t *next)
 	return storage_txn_commit(s, txn, false);
 }
 
+int storage_compact_step(struct storage *s, uint64_t upto, size_t max, bool *more)
+{
+	*more = false;
+	if (s->first_index == 0 || s->first_index > upto)
+		return 0;
+	if (max == 0 || max > COMPACT_BATCH)
+		max = COMPACT_BATCH;
+	uint64_t i = 0;
+	int rv, attempt = 0;
+	do
+		rv = compact_txn(s, upto, max, &i);
+	while (storage_retry(s, &rv, &attempt));
+	if (rv != 0)
+		return rv;
+	FAILPOINT("storage.compact.after-batch");
+	s->first_index = i > s->last_index ? 0 : i;
+	if (s->first_index == 0)
+		s->last_index = 0;
+	*more = s->first_index != 0 && s->first_index <= upto;
+	return 0;
+}
+
 int storage_compact(struct storage *s, uint64_t upto)
 {
-	while (s->first_index != 0 && s->first_index <= upto) {
-		uint64_t i = 0;
-		int rv, attempt = 0;
-		do
-			rv = compact_txn(s, upto, &i);
-		while (storage_retry(s, &rv, &attempt));
-		if (rv != 0)
-			return rv;
-		FAILPOINT("storage.compact.after-batch");
-		s->first_index = i > s->last_index ? 0 : i;
-		if (s->first_index == 0)
-			s->last_index = 0;
-	}
-	return 0;
+	bool more = true;
+	int rv = 0;
+	while (rv == 0 && more)
+		rv = storage_compact_step(s, upto, COMPACT_BATCH, &more);
+	return rv;
 }
 
 int storage_maybe_checkpoint(struct storage *s, bool force)

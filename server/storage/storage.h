@@ -104,6 +104,10 @@ int storage_write(struct storage *s, const struct storage_batch *b);
 /* Delete log entries with index <= upto (after a snapshot), in bounded transactions so a
  * long prefix does not hold one huge transaction. */
 int storage_compact(struct storage *s, uint64_t upto);
+/* One transaction of that: at most `max` entries (at most 10000; 0: 10000) deleted; *more
+ * says whether entries <= upto remain. A writer interleaves its group commits between the
+ * steps of a long compaction (500k entries take seconds) instead of stalling behind it. */
+int storage_compact_step(struct storage *s, uint64_t upto, size_t max, bool *more);
 
 /* Checkpoint if at least opt.checkpoint_bytes of BDB log were written since the last one
  * (or always, with `force`); old BDB log files are then removed. */

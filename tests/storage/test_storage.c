@@ -708,6 +708,34 @@ static void test_compact_long_prefix(void)
 	check_entries(20001, 25000);
 }
 
+/* Step by step, with appends between the steps (the node's writer interleaves its group
+ * commits with a long compaction): each step deletes at most its bound, `more` holds until
+ * the prefix is gone, and everything appended meanwhile is kept. */
+static void test_compact_in_steps_between_appends(void)
+{
+	open_store();
+	for (uint64_t i = 1; i <= 25000; i += 250)
+		OK(write_batch(false, 0, i, 250, 1, NULL, false));
+	OK(write_snapshot(20000, 1, "c20000", 10, 6));
+	uint64_t next = 25001;
+	int steps = 0;
+	bool more = true;
+	while (more) {
+		OK(storage_compact_step(fx.s, 20000, 3000, &more));
+		steps++;
+		OK(write_batch(false, 0, next, 10, 1, NULL, true));
+		next += 10;
+		CU_ASSERT_FATAL(steps <= 7);
+	}
+	CU_ASSERT_EQUAL(steps, 7); /* 20000 entries, 3000 per step */
+	OK(storage_compact_step(fx.s, 20000, 3000, &more)); /* nothing left: a no-op */
+	CU_ASSERT_FALSE(more);
+	reopen();
+	OK(load());
+	CU_ASSERT_EQUAL(fx.snap.index, 20000);
+	check_entries(20001, next - 1);
+}
+
 /* The log must start right after the newest snapshot: a compacted prefix without a snapshot
  * is a gap that load reports. */
 static void test_compact_without_snapshot_is_corrupt(void)
@@ -1384,6 +1412,7 @@ static CU_TestInfo compact_tests[] = {
 	{"compact everything", test_compact_everything},
 	{"compact beyond the last index", test_compact_beyond_last},
 	{"compact a 20000-entry prefix", test_compact_long_prefix},
+	{"compact in steps, appends between them", test_compact_in_steps_between_appends},
 	{"compacted without a snapshot: ECORRUPT", test_compact_without_snapshot_is_corrupt},
 	{"entries kept below the snapshot", test_snapshot_with_trailing_entries},
 	{"install interrupted before the log was cleared",
