@@ -566,11 +566,15 @@ static void on_snapshot_stored(struct node *n, const struct mb_item *it)
 		LOG_E("storing the snapshot at %" PRIu64 " failed: %s", index, it->snap_stored.err);
 		/* The commands since the last stored snapshot still count towards the next. */
 		n->bytes_since_snap += n->snap_bytes_taken;
-		/* A failed file write leaves storage refusing every later commit: stop now, with
-		 * the cause, rather than on the writer's next batch (or never, when idle). */
+		/* Out of space (the free-space watch is off or was outrun): stop now, naming the
+		 * cause. Going on is worse: once the disk is full, Berkeley DB has been seen to
+		 * spin in its cache allocator instead of failing the writer's next commit, and
+		 * the member then hangs, acknowledging nothing (integration_disk_full). A failed
+		 * BDB write leaves storage refusing every later commit: the same, at once. */
 		int broken = storage_broken(n->storage);
-		if (broken != 0)
-			node_storage_fatal(n, broken, "storing a snapshot");
+		if (broken != 0 || it->snap_stored.rv == STORAGE_EFULL)
+			node_storage_fatal(n, broken != 0 ? broken : STORAGE_EFULL,
+					   "storing a snapshot");
 		return;
 	}
 	if (index <= raft_snapshot_index(n->raft))

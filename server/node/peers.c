@@ -552,11 +552,14 @@ static void install_fail(struct tp_call *call, struct in_stream *s, int status, 
 /* A storage failure while receiving: the sender tries again later. */
 static void install_storage_fail(struct node *n, struct tp_call *call, struct in_stream *s, int rv)
 {
+	/* Out of space, or storage refusing everything after a failed write: stop, naming the
+	 * cause, as for a snapshot of our own (node.c, on_snapshot_stored). */
+	int broken = storage_broken(n->storage);
+	if (rv == STORAGE_EFULL || broken != 0)
+		node_storage_fatal(n, broken != 0 ? broken : rv, "storing a snapshot received");
 	char why[300];
 	snprintf(why, sizeof(why), "storing the snapshot failed: %s", storage_errmsg(n->storage));
-	install_fail(call, s,
-		     rv == STORAGE_EFULL ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_UNAVAILABLE,
-		     why);
+	install_fail(call, s, GRPC_STATUS_UNAVAILABLE, why);
 }
 
 struct restore_reader {
@@ -586,10 +589,10 @@ static void *restore_main(void *arg)
 	if (rv == 0)
 		rv = storage_snapshot_reread(it->snap_in.sw, &rr.r);
 	if (rv != 0) {
+		if (rv == STORAGE_EFULL)
+			node_storage_fatal(n, rv, "storing a snapshot received");
 		snprintf(it->snap_in.err, sizeof(it->snap_in.err), "storing it failed: %s",
 			 storage_errmsg(n->storage));
-		if (rv == STORAGE_EFULL)
-			it->snap_in.status = GRPC_STATUS_RESOURCE_EXHAUSTED;
 	} else {
 		struct kv_store *kv = kv_store_new(&n->kv_opts);
 		if (kv == NULL)
