@@ -727,7 +727,7 @@ static void test_compact_in_steps_between_appends(void)
 		next += 10;
 		CU_ASSERT_FATAL(steps <= 7);
 	}
-	CU_ASSERT_EQUAL(steps, 7); /* 20000 entries, 3000 per step */
+	CU_ASSERT_EQUAL(steps, 7);                          /* 20000 entries, 3000 per step */
 	OK(storage_compact_step(fx.s, 20000, 3000, &more)); /* nothing left: a no-op */
 	CU_ASSERT_FALSE(more);
 	reopen();
