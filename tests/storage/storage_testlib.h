@@ -80,8 +80,9 @@ static inline const char *tl_tmpdir(void)
 	return t != NULL && t[0] != '\0' ? t : "/tmp";
 }
 
-/* Number of directory entries of `dir` whose name starts with `prefix`; -1 on error. */
-static inline int tl_count_prefix(const char *dir, const char *prefix)
+/* Number of directory entries of `dir` whose name starts with `prefix`; -1 on error. `name`
+ * (unless NULL) gets the last one's name. */
+static inline int tl_find_prefix(const char *dir, const char *prefix, char *name, size_t cap)
 {
 	DIR *d = opendir(dir);
 	if (d == NULL)
@@ -89,10 +90,18 @@ static inline int tl_count_prefix(const char *dir, const char *prefix)
 	int n = 0;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL)
-		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0) {
 			n++;
+			if (name != NULL)
+				snprintf(name, cap, "%s", de->d_name);
+		}
 	closedir(d);
 	return n;
+}
+
+static inline int tl_count_prefix(const char *dir, const char *prefix)
+{
+	return tl_find_prefix(dir, prefix, NULL, 0);
 }
 
 /* Size of a file, or -1. */

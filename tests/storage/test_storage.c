@@ -13,7 +13,6 @@
 #include <CUnit/CUnit.h>
 
 #include <db.h>
-#include <dirent.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -333,24 +332,6 @@ static int count_snapshot_ids(const char *file)
 }
 
 /* Flip one byte of `file` in the store's directory at offset size/2. */
-/* How many snapshot data files (snap-<id>.snap) the data directory holds; `name` gets the
- * last one's name. */
-static int count_snapshot_files(char *name, size_t cap)
-{
-	DIR *d = opendir(fx.dir);
-	CU_ASSERT_FATAL(d != NULL);
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL)
-		if (strncmp(e->d_name, "snap-", 5) == 0) {
-			n++;
-			if (name != NULL)
-				snprintf(name, cap, "%s", e->d_name);
-		}
-	closedir(d);
-	return n;
-}
-
 static void flip_middle_byte(const char *file)
 {
 	char path[4200];
@@ -942,7 +923,7 @@ static void test_snapshot_newer_replaces_older(void)
 	check_snapshot(20, 2, "bb", MIB + 3, 22);
 	close_store();
 	/* The older one is gone from disk, data and metadata. */
-	CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 1);
+	CU_ASSERT_EQUAL(tl_count_prefix(fx.dir, "snap-"), 1);
 	CU_ASSERT_EQUAL(count_snapshot_ids("snapmeta.db"), 1);
 }
 
@@ -964,7 +945,7 @@ static void test_snapshot_abort(void)
 	reopen();
 	check_snapshot(10, 1, "a", MIB + MIB / 2, 31);
 	close_store();
-	CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 1);
+	CU_ASSERT_EQUAL(tl_count_prefix(fx.dir, "snap-"), 1);
 	CU_ASSERT_EQUAL(count_snapshot_ids("snapmeta.db"), 1);
 	/* A later snapshot still works. */
 	open_store();
@@ -1022,7 +1003,7 @@ static void test_snapshot_uncommitted_at_exit(void)
 	check_entries(11, 15); /* load starts after the snapshot */
 	check_snapshot(10, 1, "a", MIB + 17, 41);
 	close_store();
-	CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 1);
+	CU_ASSERT_EQUAL(tl_count_prefix(fx.dir, "snap-"), 1);
 	CU_ASSERT_EQUAL(count_snapshot_ids("snapmeta.db"), 1);
 	/* A new snapshot after the cleanup is complete and correct. */
 	open_store();
@@ -1030,7 +1011,7 @@ static void test_snapshot_uncommitted_at_exit(void)
 	reopen();
 	check_snapshot(30, 3, "c", 2 * MIB + 1, 43);
 	close_store();
-	CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 1);
+	CU_ASSERT_EQUAL(tl_count_prefix(fx.dir, "snap-"), 1);
 }
 
 /* Two writers at once (a snapshot received from the leader while the snapshotter stores one
@@ -1062,18 +1043,18 @@ static void test_snapshot_two_writers_last_commit_wins(void)
 		struct storage_snapshot_writer *first = older_first ? a : b;
 		struct storage_snapshot_writer *last = older_first ? b : a;
 		OK(storage_snapshot_commit(first));
-		CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 2); /* `last` still writing */
+		CU_ASSERT_EQUAL(tl_count_prefix(fx.dir, "snap-"), 2); /* `last` still writing */
 		OK(storage_snapshot_commit(last));
 		if (older_first)
 			check_snapshot(base + 50, 1, "b", 2 * MIB + 5, base + 1);
 		else
 			check_snapshot(base, 1, "a", MIB + 3, base);
-		CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 1);
+		CU_ASSERT_EQUAL(tl_count_prefix(fx.dir, "snap-"), 1);
 	}
 	reopen();
 	check_snapshot(250, 1, "b", 2 * MIB + 5, 201);
 	close_store();
-	CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 1);
+	CU_ASSERT_EQUAL(tl_count_prefix(fx.dir, "snap-"), 1);
 	CU_ASSERT_EQUAL(count_snapshot_ids("snapmeta.db"), 1);
 }
 
@@ -1118,13 +1099,13 @@ static void test_snapshot_finish_reread_then_commit_or_abort(void)
 		} else {
 			storage_snapshot_abort(w);
 			check_snapshot(10, 1, "a", MIB / 2, 61);
-			CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 1);
+			CU_ASSERT_EQUAL(tl_count_prefix(fx.dir, "snap-"), 1);
 		}
 	}
 	reopen();
 	check_snapshot(21, 2, "b", 2 * MIB + 9, 62);
 	close_store();
-	CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 1);
+	CU_ASSERT_EQUAL(tl_count_prefix(fx.dir, "snap-"), 1);
 }
 
 /* A snapshot as 0.6 stored it (format 1: its data in snap.db, one record per chunk) is
@@ -1180,7 +1161,7 @@ static void test_snapshot_format1_read_then_replaced(void)
 	close_store();
 	CU_ASSERT_EQUAL(count_snapshot_ids("snap.db"), 0);
 	CU_ASSERT_EQUAL(count_snapshot_ids("snapmeta.db"), 1);
-	CU_ASSERT_EQUAL(count_snapshot_files(NULL, 0), 1);
+	CU_ASSERT_EQUAL(tl_count_prefix(fx.dir, "snap-"), 1);
 }
 
 /* ---- the directory lock -------------------------------------------------------------------- */
@@ -1358,7 +1339,7 @@ static void test_corrupt_snapshot(void)
 	OK(write_snapshot(500, 2, "conf", size, 77));
 	close_store();
 	char file[256];
-	CU_ASSERT_FATAL(count_snapshot_files(file, sizeof(file)) == 1);
+	CU_ASSERT_FATAL(tl_find_prefix(fx.dir, "snap-", file, sizeof(file)) == 1);
 	flip_middle_byte(file);
 
 	open_store();
